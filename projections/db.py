@@ -1,0 +1,25 @@
+"""The read-model database engine (SQLite under the data dir, or PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+
+from application.settings import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    """A SQLAlchemy engine for the read models named by ``settings``."""
+    url = settings.read_model_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    schema = settings.database_schema
+    return create_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_pre_ping=True)
