@@ -1,0 +1,55 @@
+"""The tuohu command line, run as a user runs it: a real process over a data directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tuohu(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUOHU_DATABASE")}
+    env["TUOHU_DATA_DIR"] = str(data_dir)
+    return subprocess.run([sys.executable, "-m", "interfaces.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_import_then_report_funnel_prints_the_counts_of_the_file(tmp_path: Path, bank_marketing_dir: Path) -> None:
+    path = bank_marketing_dir / "bank.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+
+    imported = tuohu(tmp_path, "import", "bank-marketing", str(path), "--year", "2009")
+    assert imported.returncode == 0, imported.stderr
+    funnel = tuohu(tmp_path, "report", "funnel", "--json")
+
+    assert funnel.returncode == 0, funnel.stderr
+    counts = json.loads(funnel.stdout)
+    assert list(counts) == ["registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened"]
+    assert counts["registered"] == len(rows)
+    assert counts["account_opened"] == sum(r["y"] == "yes" for r in rows)
+
+
+def test_import_of_a_sample_without_year_is_refused_with_exit_2(tmp_path: Path, bank_marketing_dir: Path) -> None:
+    result = tuohu(tmp_path, "import", "bank-marketing", str(bank_marketing_dir / "bank.csv"))
+    assert result.returncode == 2
+    assert "--year" in result.stderr
+
+
+def test_import_of_a_missing_file_names_it(tmp_path: Path) -> None:
+    result = tuohu(tmp_path, "import", "bank-marketing", str(tmp_path / "nope.csv"))
+    assert result.returncode != 0
+    assert "nope.csv" in result.stderr
+
+
+def test_readme_carries_the_current_event_catalogue() -> None:
+    from interfaces.catalogue import catalogue_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- catalogue:start -->\n", "<!-- catalogue:end -->"
+    assert readme[readme.index(start) + len(start):readme.index(end)] == catalogue_markdown()
