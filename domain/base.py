@@ -120,7 +120,7 @@ class Context:
             raise InvalidValue("actor_role", "must not be empty")
         if self.occurred_at.tzinfo is None:
             raise InvalidValue("occurred_at", "must carry a timezone (UTC is stored)")
-        if self.occurred_at.utcoffset() != timezone.utc.utcoffset(None):
+        if self.occurred_at.tzinfo is not timezone.utc:
             object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(timezone.utc))
 
     def event_fields(self, reason: str | None = None) -> dict[str, Any]:

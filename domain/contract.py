@@ -179,7 +179,7 @@ class Contract(TuohuAggregate):
     def resolve_finding(self, ctx: Context, *, finding_number: int, resolution: str) -> None:
         """Resolve one finding (numbered from 1)."""
         self._check_status("have a finding resolved", (UNDER_REVIEW,))
-        if finding_number not in self.open_findings:
+        if isinstance(finding_number, bool) or finding_number not in self.open_findings:
             raise InvalidValue("finding_number", f"no open finding number {finding_number}; open: {self.open_findings}")
         self._record(self.FindingResolved, ctx, finding_number=finding_number,
                      resolution=require_text(resolution, "resolution"))

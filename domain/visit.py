@@ -159,7 +159,9 @@ class Visit(TuohuAggregate):
         self._check_status("conducted", (PLANNED, PREPARED))
         if customer_is_key and self.preparation is None:
             raise PreparationRequired("a key customer's visit must be prepared before it is conducted (measures §2.3)")
-        if duration_seconds is not None and (isinstance(duration_seconds, bool) or duration_seconds < 0):
+        if duration_seconds is not None and (
+            isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int) or duration_seconds < 0
+        ):
             raise InvalidValue("duration_seconds", f"must be zero or more seconds; got {duration_seconds!r}")
         self._record(
             self.Conducted, ctx, outcome=require_text(outcome, "outcome"), needs_learned=needs_learned or "",
