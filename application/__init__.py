@@ -1,7 +1,7 @@
 """tuohu's use cases: load -> act -> save; no HTTP, no SQL."""
 
-from application.app import CommandResult, ConcurrentUpdate, NotFound, TuohuApplication, VersionMismatch
+from application.app import AlreadyExists, CommandResult, ConcurrentUpdate, NotFound, TuohuApplication, VersionMismatch
 from application.bootstrap import bootstrap
 from application.settings import Settings
 
-__all__ = ["CommandResult", "ConcurrentUpdate", "NotFound", "Settings", "TuohuApplication", "VersionMismatch", "bootstrap"]
+__all__ = ["AlreadyExists", "CommandResult", "ConcurrentUpdate", "NotFound", "Settings", "TuohuApplication", "VersionMismatch", "bootstrap"]

@@ -32,6 +32,7 @@ from domain.customer import Customer
 from domain.proposal import Proposal
 from domain.receipt import CommandReceipt, receipt_id
 from domain.risk import RiskCase
+from domain.team import AppraisalScheme, Staff, Target, staff_id
 from domain.visit import Visit
 
 A = TypeVar("A", bound=TuohuAggregate)
@@ -51,6 +52,12 @@ class VersionMismatch(DomainError):
     def __init__(self, aggregate_id: UUID, expected: int, actual: int) -> None:
         super().__init__(f"{aggregate_id} is at version {actual}, not the expected {expected}")
         self.expected, self.actual = expected, actual
+
+
+class AlreadyExists(DomainError):
+    """An aggregate with this id (derived from its natural key) is already recorded."""
+
+    code = "already_exists"
 
 
 class ConcurrentUpdate(DomainError):
@@ -134,7 +141,13 @@ class TuohuApplication(Application[UUID]):
         return CommandResult(aggregates[0].id, aggregates[0].version, position)
 
     def _create(self, ctx: Context, command_name: str, make: Callable[[], A]) -> CommandResult:
-        return self._replayed(ctx) or self._save(ctx, command_name, make())
+        replay = self._replayed(ctx)
+        if replay is not None:
+            return replay
+        aggregate = make()
+        if self.recorder.select_events(aggregate.id, limit=1):
+            raise AlreadyExists(f"{type(aggregate).__name__} {aggregate.id} is already recorded")
+        return self._save(ctx, command_name, aggregate)
 
     def _act(
         self, ctx: Context, command_name: str, cls: type[A], aggregate_id: UUID,
@@ -440,6 +453,55 @@ class TuohuApplication(Application[UUID]):
         customer = self.load(Customer, case.customer_id)
         customer.unlink_risk_case(ctx, risk_case_id=case.id)
         return self._save(ctx, "close_risk", case, customer)
+
+    # ------------------------------------------------------------------ team and targets (§1, §3)
+
+    def join_team(self, ctx: Context, **fields: Any) -> CommandResult:
+        """Add a team member; fields as :meth:`Staff.join`. Raises :class:`AlreadyExists`."""
+        return self._create(ctx, "join_team", lambda: Staff.join(ctx, **fields))
+
+    def record_training(self, ctx: Context, staff_code: str, *, kind: str, topic: str, hours: Decimal,
+                        expected_version: int | None = None) -> CommandResult:
+        """Record a training of the staff member."""
+        return self._act(ctx, "record_training", Staff, staff_id(staff_code),
+                         lambda s: s.record_training(ctx, kind=kind, topic=topic, hours=hours), expected_version)
+
+    def grant_award(self, ctx: Context, staff_code: str, *, kind: str, reason: str | None,
+                    amount: Decimal | None = None, currency: str | None = None,
+                    expected_version: int | None = None) -> CommandResult:
+        """Grant an award to the staff member."""
+        return self._act(ctx, "grant_award", Staff, staff_id(staff_code),
+                         lambda s: s.grant_award(ctx, kind=kind, reason=reason, amount=amount, currency=currency),
+                         expected_version)
+
+    def leave_team(self, ctx: Context, staff_code: str, *, reason: str | None,
+                   expected_version: int | None = None) -> CommandResult:
+        """Record that the staff member left the team."""
+        return self._act(ctx, "leave_team", Staff, staff_id(staff_code), lambda s: s.leave(ctx, reason=reason),
+                         expected_version)
+
+    def define_appraisal_scheme(self, ctx: Context, *, year: str, indicators: list[dict[str, Any]]) -> CommandResult:
+        """Define a year's appraisal scheme. Raises :class:`AlreadyExists`."""
+        return self._create(ctx, "define_appraisal_scheme",
+                            lambda: AppraisalScheme.define(ctx, year=year, indicators=indicators))
+
+    def redefine_appraisal_scheme(self, ctx: Context, scheme_id: UUID, *, indicators: list[dict[str, Any]],
+                                  reason: str | None, expected_version: int | None = None) -> CommandResult:
+        """Replace a scheme's indicators."""
+        return self._act(ctx, "redefine_appraisal_scheme", AppraisalScheme, scheme_id,
+                         lambda s: s.redefine(ctx, indicators=indicators, reason=reason), expected_version)
+
+    def set_target(self, ctx: Context, **fields: Any) -> CommandResult:
+        """Set a target; fields as :meth:`Target.set`. Raises :class:`AlreadyExists`."""
+        return self._create(ctx, "set_target", lambda: Target.set(ctx, **fields))
+
+    def revise_target(self, ctx: Context, target_id: UUID, *, annual: Decimal,
+                      checkpoints: dict[str, Decimal] | None, reason: str | None,
+                      expected_version: int | None = None) -> CommandResult:
+        """Revise a target's values."""
+        return self._act(ctx, "revise_target", Target, target_id,
+                         lambda t: t.revise(ctx, annual=annual, checkpoints=checkpoints, reason=reason),
+                         expected_version)
 
 
 def screening_inputs(customer: Customer) -> dict[str, Any]:

@@ -6,11 +6,12 @@ from domain.customer import Customer
 from domain.proposal import Proposal
 from domain.receipt import CommandReceipt
 from domain.risk import RiskCase
+from domain.team import AppraisalScheme, Staff, Target
 from domain.visit import Visit
 
-AGGREGATES = (Customer, Visit, Proposal, Contract, RiskCase, CommandReceipt)
+AGGREGATES = (Customer, Visit, Proposal, Contract, RiskCase, Staff, AppraisalScheme, Target, CommandReceipt)
 
 __all__ = [
-    "AGGREGATES", "CommandReceipt", "Context", "Contract", "Customer", "DomainError", "IllegalTransition",
-    "InvalidValue", "MakerCheckerViolation", "Proposal", "ReasonRequired", "RiskCase", "Visit",
+    "AGGREGATES", "AppraisalScheme", "CommandReceipt", "Context", "Contract", "Customer", "DomainError", "IllegalTransition",
+    "InvalidValue", "MakerCheckerViolation", "Proposal", "ReasonRequired", "RiskCase", "Staff", "Target", "Visit",
 ]

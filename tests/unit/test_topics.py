@@ -96,6 +96,11 @@ def _one_of_everything(app: TuohuApplication) -> None:
     app.decide_risk_response(_as("risk-sun"), case_id, response="reduce", measures=["m"], reason="r")
     app.record_risk_reading(_as("risk-sun"), case_id, indicator="x", value=Decimal("2"), threshold=Decimal("1"),
                             direction="above")
+    app.join_team(_as("head-zhao"), staff_code="mgr-li", display_name="Li", role="customer_manager", branch="HQ")
+    app.define_appraisal_scheme(_as("head-zhao"), year="2024", indicators=[
+        {"indicator": "new_customers", "group": "acquisition_results", "weight": Decimal(100)}])
+    app.set_target(_as("head-zhao"), year="2024", unit_type="branch", unit_id="HQ", indicator="new_customers",
+                   annual=Decimal(120))
 
 
 def test_stored_notification_topics_are_the_tuohu_topic_strings(app):
