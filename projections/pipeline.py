@@ -1,393 +1,321 @@
-"""The pipeline read model: one row per customer, and one row per other aggregate.
+"""The pipeline projection: where every customer and every piece of work stands.
 
-Tables (SQLAlchemy Core, in the read-model database):
+Tables (one generation each; see :mod:`projections.framework`):
 
-- ``rm_customers``: one row per customer with its stage, acquisition channel,
-  manager, kind, and one flag per funnel step (measures §5 quantity indicators);
-- ``rm_records``: one row per visit, proposal, contract and risk case, with
-  its customer, status and version, for listings;
-- ``rm_tracking``: per projection, the last notification id applied, and the
-  error that stopped it, if any.
-
-The projector reads the application's notification log from its tracked
-position and writes its rows and the new position in one transaction, and the
-position update is conditional on the old position, so two runners (threads or
-processes) never apply the same event twice.
+- ``customers``: one row per customer — kind, acquisition channel, segment,
+  manager, branch, stage and since when, key customer, highest open risk level,
+  credit standing, screening outcome, one flag per funnel step, and a lowercase
+  ``search_text`` (name, account number, id) for text search;
+- ``records``: one row per visit, proposal, contract and risk case — customer,
+  status and since when (``stage_entered_at``, business time), scheduled time
+  (visits), category, level, response and warnings (risk cases);
+- ``funnel``: counts per registration month, channel, segment, kind and funnel
+  stage (measures §5 quantity indicators), so funnel reports read a few rows.
 """
 
 from __future__ import annotations
 
-import threading
+import json
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Sequence
 from uuid import UUID
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.engine import Connection
+from sqlalchemy import Boolean, Column, DateTime, Integer, String, Text
 
 from domain.contract import Contract
 from domain.customer import Customer
 from domain.proposal import Proposal
 from domain.risk import RiskCase
 from domain.visit import Visit
-
-metadata = MetaData()
-
-customers = Table(
-    "rm_customers",
-    metadata,
-    Column("customer_id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("channel", String(32), nullable=False),
-    Column("segment", String(64), nullable=False),
-    Column("manager_id", String(128), nullable=False, index=True),
-    Column("branch", String(64), nullable=False, index=True),
-    Column("stage", String(32), nullable=False, index=True),
-    Column("is_key", Boolean, nullable=False),
-    Column("registered_at", DateTime(timezone=True), nullable=False),
-    Column("screened", Boolean, nullable=False),
-    Column("screening_outcome", String(16)),
-    Column("qualified", Boolean, nullable=False),
-    Column("visited", Boolean, nullable=False),
-    Column("proposed", Boolean, nullable=False),
-    Column("contracted", Boolean, nullable=False),
-    Column("account_opened", Boolean, nullable=False),
-    Column("account_number", String(64)),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-records = Table(
-    "rm_records",
-    metadata,
-    Column("aggregate_id", String(36), primary_key=True),
-    Column("aggregate_type", String(16), nullable=False, index=True),
-    Column("customer_id", String(36), nullable=False, index=True),
-    Column("status", String(32), nullable=False),
-    Column("created_by", String(128), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("detail", Text, nullable=False, default=""),
-)
-
-tracking = Table(
-    "rm_tracking",
-    metadata,
-    Column("projection", String(64), primary_key=True),
-    Column("position", Integer, nullable=False),
-    Column("error_position", Integer),
-    Column("error", Text),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
+from projections.framework import Batch, Projection, TableSpec
 
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
-
-NAME = "pipeline"
-
-
-class ProjectionFailed(RuntimeError):
-    """A projection could not apply the event at ``position``; it stopped there."""
-
-    def __init__(self, projection: str, position: int, error: str) -> None:
-        super().__init__(f"projection {projection} stopped at position {position}: {error}")
-        self.projection, self.position, self.error = projection, position, error
+LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
 
 
-class _Batch:
-    """Rows touched by one batch of events, loaded lazily, written once."""
+def _customer_columns() -> list[Column[Any]]:
+    return [
+        Column("customer_id", String(36), primary_key=True),
+        Column("kind", String(16), nullable=False, index=True),
+        Column("channel", String(32), nullable=False, index=True),
+        Column("segment", String(64), nullable=False, index=True),
+        Column("manager_id", String(128), nullable=False, index=True),
+        Column("branch", String(64), nullable=False, index=True),
+        Column("stage", String(32), nullable=False, index=True),
+        Column("stage_entered_at", DateTime(timezone=True), nullable=False),
+        Column("is_key", Boolean, nullable=False),
+        Column("risk_level", String(8), index=True),
+        Column("open_risk", Text, nullable=False),
+        Column("credit_result", String(32)),
+        Column("credit_rating", String(16)),
+        Column("screening_outcome", String(16)),
+        Column("screening_score", Integer),
+        Column("registered_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("registered_month", String(7), nullable=False, index=True),
+        Column("screened", Boolean, nullable=False),
+        Column("qualified", Boolean, nullable=False),
+        Column("visited", Boolean, nullable=False),
+        Column("proposed", Boolean, nullable=False),
+        Column("contracted", Boolean, nullable=False),
+        Column("account_opened", Boolean, nullable=False),
+        Column("account_number", String(64)),
+        Column("display_name", String(256)),
+        Column("search_text", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.customers: dict[str, dict[str, Any] | None] = {}
-        self.records: dict[str, dict[str, Any] | None] = {}
 
-    def _get(self, cache: dict[str, dict[str, Any] | None], table: Table, key: str, ident: str) -> dict[str, Any] | None:
-        if ident not in cache:
-            row = self.conn.execute(select(table).where(table.c[key] == ident)).mappings().first()
-            cache[ident] = dict(row) if row else None
-        return cache[ident]
+def _record_columns() -> list[Column[Any]]:
+    return [
+        Column("aggregate_id", String(36), primary_key=True),
+        Column("aggregate_type", String(16), nullable=False, index=True),
+        Column("customer_id", String(36), nullable=False, index=True),
+        Column("status", String(32), nullable=False, index=True),
+        Column("stage_entered_at", DateTime(timezone=True), nullable=False),
+        Column("created_by", String(128), nullable=False, index=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("scheduled_at", DateTime(timezone=True), index=True),
+        Column("kind", String(32)),
+        Column("level", String(8)),
+        Column("response", String(16)),
+        Column("warnings", Integer, nullable=False),
+        Column("detail", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
 
-    def customer(self, ident: UUID) -> dict[str, Any] | None:
-        return self._get(self.customers, customers, "customer_id", str(ident))
 
-    def record(self, ident: UUID) -> dict[str, Any] | None:
-        return self._get(self.records, records, "aggregate_id", str(ident))
-
-    def prefetch(self, ids: Iterable[str]) -> None:
-        """Load every existing row for ``ids`` in a few queries."""
-        wanted = [i for i in set(ids) if i not in self.customers]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            for table, key, cache in ((customers, "customer_id", self.customers), (records, "aggregate_id", self.records)):
-                found = {r[key]: dict(r) for r in self.conn.execute(select(table).where(table.c[key].in_(chunk))).mappings()}
-                for ident in chunk:
-                    cache.setdefault(ident, found.get(ident))
-
-    def flush(self) -> None:
-        for table, key, cache in ((customers, "customer_id", self.customers), (records, "aggregate_id", self.records)):
-            rows = [r for r in cache.values() if r is not None and r.get("_dirty")]
-            if not rows:
-                continue
-            ids = [r[key] for r in rows]
-            for start in range(0, len(ids), 500):
-                self.conn.execute(delete(table).where(table.c[key].in_(ids[start:start + 500])))
-            clean = [{k: v for k, v in r.items() if k != "_dirty"} for r in rows]
-            for start in range(0, len(clean), 2000):
-                self.conn.execute(insert(table), clean[start:start + 2000])
+def _funnel_columns() -> list[Column[Any]]:
+    return [
+        Column("month", String(7), primary_key=True),
+        Column("channel", String(32), primary_key=True),
+        Column("segment", String(64), primary_key=True),
+        Column("kind", String(16), primary_key=True),
+        Column("stage", String(16), primary_key=True),
+        Column("customers", Integer, nullable=False),
+    ]
 
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def apply_event(batch: _Batch, event: Any) -> None:
-    """Apply one domain event to the rows (pure mapping; no aggregate is loaded)."""
-    handler = _HANDLERS.get(type(event))
-    if handler is not None:
-        handler(batch, event)
+def _search_text(row: dict[str, Any]) -> str:
+    parts = [row.get("display_name") or "", row.get("account_number") or "", row["customer_id"]]
+    return " ".join(p for p in parts if p).lower()
 
 
-def _touch_customer(batch: _Batch, customer_id: UUID, **changes: Any) -> None:
-    row = batch.customer(customer_id)
-    if row is None:
-        raise LookupError(f"customer {customer_id} has no row; its Registered event was not projected")
-    row.update(changes)
-    row["_dirty"] = True
+class PipelineProjection(Projection):
+    """Customers by stage, work items by status, and the funnel rollup."""
 
+    name = "pipeline"
+    specs = (
+        TableSpec("customers", _customer_columns),
+        TableSpec("records", _record_columns),
+        TableSpec("funnel", _funnel_columns),
+    )
 
-def _customer_event(**changes: Any) -> Callable[[_Batch, Any], None]:
-    def handle(batch: _Batch, e: Any) -> None:
-        values = {k: (v(e) if callable(v) else v) for k, v in changes.items()}
-        _touch_customer(batch, e.originator_id, version=e.originator_version, updated_at=_utc(e.timestamp), **values)
-    return handle
+    def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
+        ids = set()
+        for event in events:
+            ids.add(str(event.originator_id))
+            customer_id = getattr(event, "customer_id", None)
+            if customer_id is not None:
+                ids.add(str(customer_id))
+        batch.preload("customers", ids)
+        batch.preload("records", ids)
 
+    # ------------------------------------------------------------------ helpers
 
-def _registered(batch: _Batch, e: Customer.Registered) -> None:
-    ident = str(e.originator_id)
-    batch.customers[ident] = {
-        "customer_id": ident, "kind": e.kind, "channel": e.acquisition_channel, "segment": e.segment,
-        "manager_id": e.manager_id, "branch": e.branch, "stage": "registered", "is_key": False,
-        "registered_at": _utc(e.occurred_at), "screened": False, "screening_outcome": None, "qualified": False,
-        "visited": False, "proposed": False, "contracted": False, "account_opened": False, "account_number": None,
-        "version": e.originator_version, "updated_at": _utc(e.timestamp), "_dirty": True,
-    }
-
-
-def _screened(batch: _Batch, e: Customer.Screened) -> None:
-    row = batch.customer(e.originator_id)
-    stage = "screened" if row is not None and row["stage"] in ("registered", "screened") else None
-    changes: dict[str, Any] = {"screened": True, "screening_outcome": e.outcome}
-    if stage:
-        changes["stage"] = stage
-    _touch_customer(batch, e.originator_id, version=e.originator_version, updated_at=_utc(e.timestamp), **changes)
-
-
-def _record_created(kind: str, status: str, detail: Callable[[Any], str], funnel_flag: str | None = None) -> Callable[[_Batch, Any], None]:
-    def handle(batch: _Batch, e: Any) -> None:
-        ident = str(e.originator_id)
-        batch.records[ident] = {
-            "aggregate_id": ident, "aggregate_type": kind, "customer_id": str(e.customer_id), "status": status,
-            "created_by": e.actor_id, "created_at": _utc(e.occurred_at), "updated_at": _utc(e.timestamp),
-            "version": e.originator_version, "detail": detail(e), "_dirty": True,
-        }
-        if funnel_flag:
-            _touch_customer(batch, e.customer_id, **{funnel_flag: True})
-    return handle
-
-
-def _record_event(status: str | None, funnel_flag: str | None = None) -> Callable[[_Batch, Any], None]:
-    def handle(batch: _Batch, e: Any) -> None:
-        row = batch.record(e.originator_id)
+    def _customer(self, batch: Batch, customer_id: UUID | str) -> dict[str, Any]:
+        row = batch.get("customers", str(customer_id))
         if row is None:
-            raise LookupError(f"{e.originator_id} has no record row; its first event was not projected")
-        if status:
-            row["status"] = status
-        row["version"] = e.originator_version
-        row["updated_at"] = _utc(e.timestamp)
-        row["_dirty"] = True
-        if funnel_flag:
-            _touch_customer(batch, UUID(row["customer_id"]), **{funnel_flag: True})
-    return handle
+            raise LookupError(f"customer {customer_id} has no row: its Registered event was not projected")
+        return row
 
+    def _flag(self, batch: Batch, row: dict[str, Any], flag: str) -> None:
+        if not row[flag]:
+            row[flag] = True
+            batch.increment("funnel", (row["registered_month"], row["channel"], row["segment"], row["kind"], flag),
+                            "customers", 1)
 
-_HANDLERS: dict[type, Callable[[_Batch, Any], None]] = {
-    Customer.Registered: _registered,
-    Customer.FactsRecorded: _customer_event(),
-    Customer.CreditStandingRecorded: _customer_event(),
-    Customer.Screened: _screened,
-    Customer.Reviewed: _customer_event(stage=lambda e: "qualified" if e.decision == "qualified" else "rejected",
-                                       qualified=lambda e: e.decision == "qualified"),
-    Customer.AccountOpeningApplied: _customer_event(stage="account_opening_applied"),
-    Customer.DocumentsReviewed: _customer_event(stage=lambda e: "documents_accepted" if e.accepted else "documents_returned"),
-    Customer.AccountOpened: _customer_event(stage="account_opened", account_opened=True,
-                                            account_number=lambda e: e.account_number),
-    Customer.ProductsSigned: _customer_event(),
-    Customer.ManagerReassigned: _customer_event(manager_id=lambda e: e.manager_id),
-    Customer.MarkedKeyCustomer: _customer_event(is_key=True),
-    Customer.FollowUpRecorded: _customer_event(),
-    Customer.BusinessFiguresReported: _customer_event(),
-    Customer.RiskCaseLinked: _customer_event(),
-    Customer.RiskCaseUnlinked: _customer_event(),
-    Visit.Planned: _record_created("visit", "planned", lambda e: f"{e.method} {e.kind}: {e.purpose}"),
-    Visit.Prepared: _record_event("prepared"),
-    Visit.Conducted: _record_event("conducted", funnel_flag="visited"),
-    Visit.FeedbackRouted: _record_event(None),
-    Visit.Rescheduled: _record_event(None),
-    Visit.Cancelled: _record_event("cancelled"),
-    Proposal.Drafted: _record_created("proposal", "draft", lambda e: ", ".join(e.products), funnel_flag="proposed"),
-    Proposal.Revised: _record_event("draft"),
-    Proposal.Submitted: _record_event("submitted"),
-    Proposal.Approved: _record_event("approved"),
-    Proposal.Returned: _record_event("returned"),
-    Proposal.Presented: _record_event("presented"),
-    Proposal.AcceptedByCustomer: _record_event("accepted"),
-    Proposal.DeclinedByCustomer: _record_event("declined"),
-    Proposal.Withdrawn: _record_event("withdrawn"),
-    Contract.Drafted: _record_created("contract", "drafted", lambda e: ", ".join(e.products)),
-    Contract.ClausesReviewed: _record_event("under_review"),
-    Contract.FindingResolved: _record_event(None),
-    Contract.Approved: _record_event("approved"),
-    Contract.Signed: _record_event("signed", funnel_flag="contracted"),
-    Contract.Terminated: _record_event("terminated"),
-    RiskCase.Identified: _record_created("risk_case", "identified", lambda e: f"{e.category}: {e.description}"),
-    RiskCase.Assessed: _record_event("assessed"),
-    RiskCase.ResponseDecided: _record_event("responding"),
-    RiskCase.ReadingRecorded: _record_event(None),
-    RiskCase.WarningRaised: _record_event(None),
-    RiskCase.Disposed: _record_event("disposed"),
-    RiskCase.Closed: _record_event("closed"),
-}
+    def _touch(self, batch: Batch, row: dict[str, Any], event: Any, stage: str | None = None) -> None:
+        if event.originator_id == UUID(row["customer_id"]):
+            row["version"] = event.originator_version
+        row["updated_at"] = _utc(event.timestamp)
+        if stage is not None and stage != row["stage"]:
+            row["stage"] = stage
+            row["stage_entered_at"] = _utc(event.occurred_at)
+        batch.put("customers", row)
 
+    def _record(self, batch: Batch, aggregate_id: UUID) -> dict[str, Any]:
+        row = batch.get("records", str(aggregate_id))
+        if row is None:
+            raise LookupError(f"{aggregate_id} has no record row: its first event was not projected")
+        return row
 
-def _customer_ids(event: Any) -> list[str]:
-    ids = [str(event.originator_id)]
-    customer_id = getattr(event, "customer_id", None)
-    if customer_id is not None:
-        ids.append(str(customer_id))
-    return ids
+    # ------------------------------------------------------------------ customer events
 
+    def _registered(self, batch: Batch, e: Customer.Registered) -> None:
+        when = _utc(e.occurred_at)
+        row = {
+            "customer_id": str(e.originator_id), "kind": e.kind, "channel": e.acquisition_channel,
+            "segment": e.segment, "manager_id": e.manager_id, "branch": e.branch, "stage": "registered",
+            "stage_entered_at": when, "is_key": False, "risk_level": None, "open_risk": "{}",
+            "credit_result": None, "credit_rating": None, "screening_outcome": None, "screening_score": None,
+            "registered_at": when, "registered_month": when.strftime("%Y-%m"), "screened": False,
+            "qualified": False, "visited": False, "proposed": False, "contracted": False, "account_opened": False,
+            "account_number": None, "display_name": e.display_name, "search_text": "",
+            "version": e.originator_version, "updated_at": _utc(e.timestamp),
+        }
+        row["search_text"] = _search_text(row)
+        batch.put("customers", row)
+        batch.increment("funnel", (row["registered_month"], row["channel"], row["segment"], row["kind"], "registered"),
+                        "customers", 1)
 
-class PipelineProjection:
-    """Keeps the pipeline tables up to date with the application's event log.
+    def _customer_event(self, **changes: Any) -> Callable[[Batch, Any], None]:
+        def handle(batch: Batch, e: Any) -> None:
+            row = self._customer(batch, e.originator_id)
+            stage = None
+            for column, value in changes.items():
+                value = value(e) if callable(value) else value
+                if column == "stage":
+                    stage = value
+                elif column in FUNNEL_STAGES:
+                    if value:
+                        self._flag(batch, row, column)
+                else:
+                    row[column] = value
+            if "account_number" in changes:
+                row["search_text"] = _search_text(row)
+            self._touch(batch, row, e, stage)
+        return handle
 
-    ``recorder`` is the application's recorder and ``mapper`` its mapper (to
-    decode stored events); ``engine`` is the read-model database.
-    """
+    def _screened(self, batch: Batch, e: Customer.Screened) -> None:
+        row = self._customer(batch, e.originator_id)
+        row["screening_outcome"], row["screening_score"] = e.outcome, e.score
+        self._flag(batch, row, "screened")
+        self._touch(batch, row, e, "screened" if row["stage"] in ("registered", "screened") else None)
 
-    def __init__(self, recorder: Any, mapper: Any, engine: Engine, batch_size: int = 5000) -> None:
-        self.recorder = recorder
-        self.mapper = mapper
-        self.engine = engine
-        self.batch_size = batch_size
-        self._lock = threading.Lock()
-        metadata.create_all(engine)
-        with engine.begin() as conn:
-            exists = conn.execute(select(tracking.c.position).where(tracking.c.projection == NAME)).first()
-            if exists is None:
-                conn.execute(insert(tracking).values(projection=NAME, position=0, updated_at=datetime.now(timezone.utc)))
+    def _risk_link(self, batch: Batch, e: Any) -> None:
+        row = self._customer(batch, e.originator_id)
+        open_risk = json.loads(row["open_risk"])
+        if isinstance(e, Customer.RiskCaseLinked):
+            open_risk.setdefault(str(e.risk_case_id), None)
+        else:
+            open_risk.pop(str(e.risk_case_id), None)
+        self._set_open_risk(row, open_risk)
+        self._touch(batch, row, e)
 
-    def position(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(tracking.c.position).where(tracking.c.projection == NAME)).scalar_one())
+    @staticmethod
+    def _set_open_risk(row: dict[str, Any], open_risk: dict[str, str | None]) -> None:
+        row["open_risk"] = json.dumps(open_risk, sort_keys=True)
+        levels = [lvl for lvl in open_risk.values() if lvl]
+        row["risk_level"] = max(levels, key=LEVEL_RANK.__getitem__) if levels else None
 
-    def catch_up(self, until: int | None = None) -> int:
-        """Apply every new event (up to ``until``, when given); returns the new position.
+    # ------------------------------------------------------------------ records
 
-        Raises :class:`ProjectionFailed` naming the first event it could not apply.
-        """
-        with self._lock:
-            while True:
-                position = self.position()
-                if until is not None and position >= until:
-                    return position
-                notifications = self.recorder.select_notifications(start=position + 1, limit=self.batch_size)
-                if not notifications:
-                    return position
-                self._apply_batch(position, notifications)
+    def _created(self, kind: str, status: str, detail: Callable[[Any], str], flag: str | None = None,
+                 extra: Callable[[Any], dict[str, Any]] | None = None) -> Callable[[Batch, Any], None]:
+        def handle(batch: Batch, e: Any) -> None:
+            when = _utc(e.occurred_at)
+            row = {
+                "aggregate_id": str(e.originator_id), "aggregate_type": kind, "customer_id": str(e.customer_id),
+                "status": status, "stage_entered_at": when, "created_by": e.actor_id, "created_at": when,
+                "scheduled_at": None, "kind": None, "level": None, "response": None, "warnings": 0,
+                "detail": detail(e), "version": e.originator_version, "updated_at": _utc(e.timestamp),
+            }
+            row.update(extra(e) if extra else {})
+            batch.put("records", row)
+            if flag:
+                customer = self._customer(batch, e.customer_id)
+                self._flag(batch, customer, flag)
+                self._touch(batch, customer, e)
+        return handle
 
-    def _apply_batch(self, position: int, notifications: list[Any]) -> None:
-        events = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
-        failure: tuple[int, str] | None = None
-        new_position = position
-        with self.engine.begin() as conn:
-            batch = _Batch(conn)
-            batch.prefetch(i for _, e in events for i in _customer_ids(e))
-            for notification_id, event in events:
-                try:
-                    apply_event(batch, event)
-                except Exception as exc:  # noqa: BLE001 - recorded and re-raised below, never skipped
-                    failure = (notification_id, f"{type(exc).__name__}: {exc}")
-                    break
-                new_position = notification_id
-            batch.flush()
-            moved = conn.execute(
-                update(tracking)
-                .where(and_(tracking.c.projection == NAME, tracking.c.position == position))
-                .values(position=new_position, updated_at=datetime.now(timezone.utc),
-                        error_position=failure[0] if failure else None, error=failure[1] if failure else None)
-            ).rowcount
-            if moved != 1:
-                conn.rollback()
-                return
-        if failure:
-            raise ProjectionFailed(NAME, *failure)
+    def _updated(self, status: str | None, flag: str | None = None,
+                 extra: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Batch, Any], None]:
+        def handle(batch: Batch, e: Any) -> None:
+            row = self._record(batch, e.originator_id)
+            if status is not None and status != row["status"]:
+                row["status"] = status
+                row["stage_entered_at"] = _utc(e.occurred_at)
+            if extra:
+                row.update(extra(e, row))
+            row["version"] = e.originator_version
+            row["updated_at"] = _utc(e.timestamp)
+            batch.put("records", row)
+            if flag:
+                customer = self._customer(batch, row["customer_id"])
+                self._flag(batch, customer, flag)
+                self._touch(batch, customer, e)
+        return handle
 
-    # ------------------------------------------------------------------ queries
+    def _risk_level_changed(self, batch: Batch, e: RiskCase.Assessed) -> None:
+        self._updated("assessed", extra=lambda ev, row: {"level": ev.level})(batch, e)
+        self._update_customer_risk(batch, e.originator_id, e.level, e)
 
-    def funnel(self) -> dict[str, int]:
-        """Customers that reached each stage: ``{stage: count}`` in funnel order."""
-        c = customers.c
-        cols = [func.count().label("registered")] + [
-            func.coalesce(func.sum(c[flag].cast(Integer)), 0).label(flag) for flag in FUNNEL_STAGES[1:]
-        ]
-        with self.engine.connect() as conn:
-            row = conn.execute(select(*cols)).mappings().one()
-        return {stage: int(row[stage]) for stage in FUNNEL_STAGES}
+    def _risk_closed(self, batch: Batch, e: RiskCase.Closed) -> None:
+        self._updated("closed")(batch, e)
 
-    def customers(self, *, stage: str | None = None, manager_id: str | None = None, channel: str | None = None,
-                  kind: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Pipeline rows, newest registration first, filtered by the given fields."""
-        query = select(customers)
-        for column, value in (("stage", stage), ("manager_id", manager_id), ("channel", channel), ("kind", kind)):
-            if value is not None:
-                query = query.where(customers.c[column] == value)
-        query = query.order_by(customers.c.registered_at.desc(), customers.c.customer_id).limit(limit).offset(offset)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+    def _update_customer_risk(self, batch: Batch, case_id: UUID, level: str | None, e: Any) -> None:
+        record = self._record(batch, case_id)
+        customer = self._customer(batch, record["customer_id"])
+        open_risk = json.loads(customer["open_risk"])
+        if str(case_id) in open_risk:
+            open_risk[str(case_id)] = level
+            self._set_open_risk(customer, open_risk)
+            self._touch(batch, customer, e)
 
-    def records(self, aggregate_type: str, *, customer_id: str | None = None, status: str | None = None,
-                limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Visits, proposals, contracts or risk cases, newest first."""
-        query = select(records).where(records.c.aggregate_type == aggregate_type)
-        if customer_id is not None:
-            query = query.where(records.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(records.c.status == status)
-        query = query.order_by(records.c.created_at.desc(), records.c.aggregate_id).limit(limit).offset(offset)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def status(self) -> dict[str, Any]:
-        """Head position of the log, this projection's position and lag, and any error."""
-        head = self.recorder.max_notification_id() or 0
-        with self.engine.connect() as conn:
-            row = conn.execute(select(tracking).where(tracking.c.projection == NAME)).mappings().one()
-        return {"projection": NAME, "head": head, "position": row["position"], "lag": head - row["position"],
-                "error_position": row["error_position"], "error": row["error"]}
+    def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
+        ce = self._customer_event
+        return {
+            Customer.Registered: self._registered,
+            Customer.FactsRecorded: ce(),
+            Customer.CreditStandingRecorded: ce(credit_result=lambda e: e.result, credit_rating=lambda e: e.rating),
+            Customer.Screened: self._screened,
+            Customer.Reviewed: ce(stage=lambda e: "qualified" if e.decision == "qualified" else "rejected",
+                                  qualified=lambda e: e.decision == "qualified"),
+            Customer.AccountOpeningApplied: ce(stage="account_opening_applied"),
+            Customer.DocumentsReviewed: ce(stage=lambda e: "documents_accepted" if e.accepted else "documents_returned"),
+            Customer.AccountOpened: ce(stage="account_opened", account_opened=True,
+                                       account_number=lambda e: e.account_number),
+            Customer.ProductsSigned: ce(),
+            Customer.ManagerReassigned: ce(manager_id=lambda e: e.manager_id),
+            Customer.MarkedKeyCustomer: ce(is_key=True),
+            Customer.FollowUpRecorded: ce(),
+            Customer.BusinessFiguresReported: ce(),
+            Customer.RiskCaseLinked: self._risk_link,
+            Customer.RiskCaseUnlinked: self._risk_link,
+            Visit.Planned: self._created("visit", "planned", lambda e: e.purpose, extra=lambda e: {
+                "scheduled_at": _utc(e.scheduled_at), "kind": e.kind}),
+            Visit.Prepared: self._updated("prepared"),
+            Visit.Conducted: self._updated("conducted", flag="visited"),
+            Visit.FeedbackRouted: self._updated(None),
+            Visit.Rescheduled: self._updated(None, extra=lambda e, row: {"scheduled_at": _utc(e.scheduled_at)}),
+            Visit.Cancelled: self._updated("cancelled"),
+            Proposal.Drafted: self._created("proposal", "draft", lambda e: ", ".join(e.products), flag="proposed"),
+            Proposal.Revised: self._updated("draft"),
+            Proposal.Submitted: self._updated("submitted"),
+            Proposal.Approved: self._updated("approved"),
+            Proposal.Returned: self._updated("returned"),
+            Proposal.Presented: self._updated("presented"),
+            Proposal.AcceptedByCustomer: self._updated("accepted"),
+            Proposal.DeclinedByCustomer: self._updated("declined"),
+            Proposal.Withdrawn: self._updated("withdrawn"),
+            Contract.Drafted: self._created("contract", "drafted", lambda e: ", ".join(e.products)),
+            Contract.ClausesReviewed: self._updated("under_review"),
+            Contract.FindingResolved: self._updated(None),
+            Contract.Approved: self._updated("approved"),
+            Contract.Signed: self._updated("signed", flag="contracted"),
+            Contract.Terminated: self._updated("terminated"),
+            RiskCase.Identified: self._created("risk_case", "identified", lambda e: e.description,
+                                               extra=lambda e: {"kind": e.category}),
+            RiskCase.Assessed: self._risk_level_changed,
+            RiskCase.ResponseDecided: self._updated("responding", extra=lambda e, row: {"response": e.response}),
+            RiskCase.ReadingRecorded: self._updated(None),
+            RiskCase.WarningRaised: self._updated(None, extra=lambda e, row: {"warnings": row["warnings"] + 1}),
+            RiskCase.Disposed: self._updated("disposed"),
+            RiskCase.Closed: self._risk_closed,
+        }

@@ -1,0 +1,612 @@
+"""The projection machinery: generations of tables, tracked positions, the runner.
+
+A **projection** turns domain events into rows of its own tables. Its tables
+live in *generations*: ``rm_<table>_g<N>``. Queries read the projection's
+*active* generation; a rebuild fills a new generation while queries keep
+reading the old one, then swaps the active generation in one transaction
+(blue-green). Verification and as-of reports fill *scratch* generations that
+are never made active and are dropped afterwards.
+
+Tracking: ``rm_tracking`` holds, per projection and generation, the last
+notification id applied. A batch writes its rows and moves its position in the
+same transaction, and the position moves only from the value the batch started
+at, so a crash anywhere, a second runner, or a rerun never applies an event
+twice. A projection that cannot apply an event commits everything before it,
+records the event's position and the error, and stops there: it never skips
+an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+log = logging.getLogger(__name__)
+
+state_metadata = MetaData()
+
+projection_state = Table(
+    "rm_state",
+    state_metadata,
+    Column("projection", String(64), primary_key=True),
+    Column("active_generation", Integer, nullable=False),
+)
+
+tracking = Table(
+    "rm_tracking",
+    state_metadata,
+    Column("projection", String(64), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("last_event_at", DateTime(timezone=True)),
+    Column("error_position", Integer),
+    Column("error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A timezone-aware UTC datetime (SQLite hands back naive UTC values)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of a projection: its base name and a factory of fresh columns."""
+
+    name: str
+    columns: Callable[[], list[Column[Any]]]
+
+
+class Tables:
+    """The tables of one generation of a projection, by base name (``tables.customers``)."""
+
+    def __init__(self, projection: str, generation: int, tables: dict[str, Table]) -> None:
+        self.projection, self.generation, self._tables = projection, generation, tables
+
+    def __getattr__(self, name: str) -> Table:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[Table]:
+        return iter(self._tables.values())
+
+    def items(self) -> Iterable[tuple[str, Table]]:
+        return self._tables.items()
+
+
+class Batch:
+    """The rows one batch of events touches: loaded once, changed in memory, written once."""
+
+    def __init__(self, conn: Connection, tables: Tables) -> None:
+        self.conn = conn
+        self.tables = tables
+        self._rows: dict[str, dict[Any, dict[str, Any] | None]] = {}
+        self._dirty: dict[str, dict[Any, dict[str, Any]]] = {}
+        self._added: dict[str, list[dict[str, Any]]] = {}
+
+    def _pk(self, base: str) -> list[Column[Any]]:
+        return list(getattr(self.tables, base).primary_key.columns)
+
+    def _key_of(self, base: str, row: dict[str, Any]) -> Any:
+        cols = self._pk(base)
+        return row[cols[0].name] if len(cols) == 1 else tuple(row[c.name] for c in cols)
+
+    def get(self, base: str, key: Any) -> dict[str, Any] | None:
+        """The row with primary key ``key`` (a value, or a tuple for a composite key), or None."""
+        cache = self._rows.setdefault(base, {})
+        if key not in cache:
+            table, cols = getattr(self.tables, base), self._pk(base)
+            values = key if isinstance(key, tuple) else (key,)
+            row = self.conn.execute(
+                select(table).where(and_(*(c == v for c, v in zip(cols, values))))
+            ).mappings().first()
+            cache[key] = dict(row) if row else None
+        return cache[key]
+
+    def preload(self, base: str, keys: Iterable[Any]) -> None:
+        """Load the rows for many single-column keys in a few queries."""
+        cache = self._rows.setdefault(base, {})
+        wanted = list({k for k in keys if k not in cache})
+        if not wanted:
+            return
+        table, [col] = getattr(self.tables, base), self._pk(base)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found = {r[col.name]: dict(r) for r in self.conn.execute(select(table).where(col.in_(chunk))).mappings()}
+            for key in chunk:
+                cache[key] = found.get(key)
+
+    def put(self, base: str, row: dict[str, Any]) -> dict[str, Any]:
+        """Insert or replace ``row`` (it carries its primary key)."""
+        key = self._key_of(base, row)
+        self._rows.setdefault(base, {})[key] = row
+        self._dirty.setdefault(base, {})[key] = row
+        return row
+
+    def add(self, base: str, row: dict[str, Any]) -> None:
+        """Append a row to an insert-only table."""
+        self._added.setdefault(base, []).append(row)
+
+    def increment(self, base: str, key: tuple[Any, ...], column: str, by: Any) -> None:
+        """Add ``by`` to ``column`` of the row at composite ``key`` (created at zero)."""
+        row = self.get(base, key)
+        if row is None:
+            cols = self._pk(base)
+            row = {c.name: v for c, v in zip(cols, key)}
+            for c in getattr(self.tables, base).columns:
+                if c.name not in row:
+                    row[c.name] = 0
+        row[column] = row[column] + by
+        self.put(base, row)
+
+    def flush(self) -> None:
+        for base, rows in self._dirty.items():
+            if not rows:
+                continue
+            table, cols = getattr(self.tables, base), self._pk(base)
+            keys = [{f"k_{c.name}": r[c.name] for c in cols} for r in rows.values()]
+            self.conn.execute(delete(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in cols))), keys)
+            self.conn.execute(insert(table), list(rows.values()))
+        for base, added in self._added.items():
+            if added:
+                self.conn.execute(insert(getattr(self.tables, base)), added)
+
+
+class Projection:
+    """Base class: a name, table specs, and ``apply(batch, event)`` per event."""
+
+    name: ClassVar[str]
+    specs: ClassVar[tuple[TableSpec, ...]]
+
+    def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
+        """Event class -> handler. Events without a handler leave the projection's rows alone."""
+        raise NotImplementedError
+
+    def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
+        """Load the rows ``events`` will touch (optional optimisation)."""
+
+    def apply(self, batch: Batch, event: Any) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(batch, event)
+
+    @property
+    def _handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
+        cached = self.__dict__.get("_handler_cache")
+        if cached is None:
+            cached = self.__dict__["_handler_cache"] = self.handlers()
+        return cached
+
+
+class ProjectionFailed(RuntimeError):
+    """A projection could not apply the event at ``position``; it stopped there."""
+
+    def __init__(self, projection: str, position: int, error: str) -> None:
+        super().__init__(f"projection {projection} stopped at position {position}: {error}")
+        self.projection, self.position, self.error = projection, position, error
+
+
+class ReadModelStore:
+    """The read-model database: generations of each projection's tables and their tracking."""
+
+    def __init__(self, engine: Engine, projections: Sequence[Projection]) -> None:
+        self.engine = engine
+        self.projections = {p.name: p for p in projections}
+        self._tables: dict[tuple[str, int], Tables] = {}
+        self._lock = threading.Lock()
+        state_metadata.create_all(engine)
+        for name in self.projections:
+            with engine.begin() as conn:
+                if conn.execute(select(projection_state).where(projection_state.c.projection == name)).first() is None:
+                    conn.execute(insert(projection_state).values(projection=name, active_generation=1))
+                    self._start_tracking(conn, name, 1)
+            self._ensure_tables(name, self.active_generation(name))
+
+    # ------------------------------------------------------------------ generations
+
+    def tables(self, name: str, generation: int | None = None) -> Tables:
+        """The tables of ``name`` in ``generation`` (the active one by default)."""
+        generation = self.active_generation(name) if generation is None else generation
+        with self._lock:
+            found = self._tables.get((name, generation))
+            if found is None:
+                metadata = MetaData()
+                found = Tables(name, generation, {
+                    spec.name: Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns())
+                    for spec in self.projections[name].specs
+                })
+                self._tables[(name, generation)] = found
+        return found
+
+    def _ensure_tables(self, name: str, generation: int) -> Tables:
+        tables = self.tables(name, generation)
+        for table in tables:
+            table.create(self.engine, checkfirst=True)
+        return tables
+
+    def active_generation(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(projection_state.c.active_generation)
+                                    .where(projection_state.c.projection == name)).scalar_one())
+
+    def new_generation(self, name: str) -> int:
+        """Create empty tables for a new generation of ``name``, tracked from position 0."""
+        with self.engine.begin() as conn:
+            latest = conn.execute(select(tracking.c.generation).where(tracking.c.projection == name)
+                                  .order_by(tracking.c.generation.desc()).limit(1)).scalar_one()
+            generation = int(latest) + 1
+            self._start_tracking(conn, name, generation)
+        self._ensure_tables(name, generation)
+        return generation
+
+    def _start_tracking(self, conn: Connection, name: str, generation: int) -> None:
+        conn.execute(insert(tracking).values(projection=name, generation=generation, position=0, updated_at=_now()))
+
+    def activate(self, name: str, generation: int) -> None:
+        """Make ``generation`` the one queries read (one transaction)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(projection_state).where(projection_state.c.projection == name)
+                         .values(active_generation=generation))
+
+    def drop_generation(self, name: str, generation: int) -> None:
+        """Drop the tables and tracking of a generation that is not active."""
+        if generation == self.active_generation(name):
+            raise ValueError(f"generation {generation} of {name} is active and cannot be dropped")
+        tables = self.tables(name, generation)
+        for table in tables:
+            table.drop(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            conn.execute(delete(tracking).where(and_(tracking.c.projection == name, tracking.c.generation == generation)))
+        with self._lock:
+            self._tables.pop((name, generation), None)
+
+    def generations(self, name: str) -> list[int]:
+        with self.engine.connect() as conn:
+            return [int(g) for g in conn.execute(select(tracking.c.generation).where(tracking.c.projection == name)
+                                                 .order_by(tracking.c.generation)).scalars()]
+
+    # ------------------------------------------------------------------ tracking
+
+    def tracking_row(self, name: str, generation: int | None = None) -> dict[str, Any]:
+        generation = self.active_generation(name) if generation is None else generation
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tracking).where(and_(tracking.c.projection == name,
+                                                           tracking.c.generation == generation))).mappings().one()
+        return dict(row)
+
+    def position(self, name: str, generation: int | None = None) -> int:
+        return int(self.tracking_row(name, generation)["position"])
+
+    # ------------------------------------------------------------------ checksums
+
+    def checksum(self, name: str, generation: int | None = None, conn: Connection | None = None) -> dict[str, str]:
+        """SHA-256 of every table of a generation: rows in primary-key order, values canonicalised."""
+        tables = self.tables(name, generation)
+        result = {}
+        own = conn is None
+        conn = conn or self.engine.connect()
+        try:
+            for base, table in tables.items():
+                digest = hashlib.sha256()
+                order = list(table.primary_key.columns)
+                for row in conn.execute(select(table).order_by(*order)):
+                    digest.update(json.dumps([_canonical(v) for v in row], separators=(",", ":")).encode())
+                    digest.update(b"\n")
+                result[base] = digest.hexdigest()
+        finally:
+            if own:
+                conn.close()
+        return result
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value).isoformat()  # type: ignore[union-attr]
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value.normalize())
+    if isinstance(value, float):
+        return repr(round(value, 9))
+    return value
+
+
+EventFilter = Callable[[Any], bool]
+
+
+class ProjectionRunner:
+    """Applies the application's event log to the projections; catches up, then follows."""
+
+    def __init__(self, recorder: Any, mapper: Any, store: ReadModelStore, batch_size: int = 2000) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+        self.store = store
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._progress = threading.Condition()
+
+    # ------------------------------------------------------------------ catching up
+
+    def catch_up(self, until: int | None = None, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Bring each active projection (or ``names``) up to the head, or to ``until``.
+
+        Returns ``{projection: position}``. Raises :class:`ProjectionFailed` for the
+        first projection that stopped on an event (the others still advance).
+        """
+        names = list(names or self.store.projections)
+        failures: list[ProjectionFailed] = []
+        with self._lock:
+            targets = {n: self.store.active_generation(n) for n in names}
+            positions = {n: self.store.position(n, g) for n, g in targets.items()}
+            stopped: set[str] = set()
+            while True:
+                pending = {n: p for n, p in positions.items() if n not in stopped and (until is None or p < until)}
+                if not pending:
+                    break
+                start = min(pending.values())
+                limit = self.batch_size if until is None else min(self.batch_size, until - start)
+                notifications = self.recorder.select_notifications(start=start + 1, limit=limit)
+                if not notifications:
+                    break
+                decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+                for name, position in pending.items():
+                    todo = [(i, e) for i, e in decoded if i > position]
+                    if not todo:
+                        continue
+                    try:
+                        positions[name] = self._apply(name, targets[name], position, todo)
+                    except ProjectionFailed as failure:
+                        failures.append(failure)
+                        stopped.add(name)
+                        positions[name] = failure.position - 1
+                    except _Moved:
+                        stopped.add(name)
+                with self._progress:
+                    self._progress.notify_all()
+        if failures:
+            raise failures[0]
+        return positions
+
+    def fill(self, name: str, generation: int, until: int | None = None, keep: EventFilter | None = None) -> int:
+        """Fill a (non-active) generation from its position up to ``until`` or the head,
+        applying only events ``keep`` accepts. Returns its new position."""
+        position = self.store.position(name, generation)
+        while until is None or position < until:
+            limit = self.batch_size if until is None else min(self.batch_size, until - position)
+            notifications = self.recorder.select_notifications(start=position + 1, limit=limit)
+            if not notifications:
+                break
+            decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+            if keep is not None:
+                last = decoded[-1][0]
+                decoded = [(i, e) for i, e in decoded if keep(e)]
+                if not decoded:
+                    self._advance(name, generation, position, last)
+                    position = last
+                    continue
+                position = self._apply(name, generation, position, decoded, through=last)
+            else:
+                position = self._apply(name, generation, position, decoded)
+        return position
+
+    def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
+               through: int | None = None) -> int:
+        """One transaction: rows of ``events`` and the position moved from ``position``."""
+        projection = self.store.projections[name]
+        try:
+            return self._commit(projection, generation, position, events, through)
+        except _EventFailed as failed:
+            good = [(i, e) for i, e in events if i < failed.position]
+            if good:
+                self._commit(projection, generation, position, good, None)
+            self._record_error(name, generation, failed.position, failed.error)
+            raise ProjectionFailed(name, failed.position, failed.error) from None
+
+    def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
+                through: int | None) -> int:
+        tables = self.store.tables(projection.name, generation)
+        new_position = through or events[-1][0]
+        with self.store.engine.begin() as conn:
+            batch = Batch(conn, tables)
+            projection.prefetch(batch, [e for _, e in events])
+            for notification_id, event in events:
+                try:
+                    projection.apply(batch, event)
+                except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
+                    raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
+            batch.flush()
+            moved = conn.execute(
+                update(tracking)
+                .where(and_(tracking.c.projection == projection.name, tracking.c.generation == generation,
+                            tracking.c.position == position))
+                .values(position=new_position, last_event_at=events[-1][1].timestamp, error=None,
+                        error_position=None, updated_at=_now())
+            ).rowcount
+            if moved != 1:
+                raise _Moved()
+        return new_position
+
+    def _advance(self, name: str, generation: int, position: int, new_position: int) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(update(tracking).where(and_(tracking.c.projection == name, tracking.c.generation == generation,
+                                                     tracking.c.position == position))
+                         .values(position=new_position, updated_at=_now()))
+
+    def _record_error(self, name: str, generation: int, position: int, error: str) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(update(tracking).where(and_(tracking.c.projection == name, tracking.c.generation == generation))
+                         .values(error_position=position, error=error, updated_at=_now()))
+
+    # ------------------------------------------------------------------ following
+
+    def follow(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
+        """Catch up, then keep up until ``stop`` is set.
+
+        Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY);
+        over SQLite, which cannot subscribe, it polls ``select_notifications``.
+        """
+        subscribe = getattr(self.recorder, "subscribe", None)
+        use_subscription = subscribe is not None and type(self.recorder).__module__.endswith("postgres")
+        while not stop.is_set():
+            try:
+                positions = self.catch_up()
+            except ProjectionFailed as failure:
+                log.error("%s", failure)
+                stop.wait(max(poll_interval, 1.0))
+                continue
+            except Exception:  # noqa: BLE001 - a lost connection must not end the runner
+                log.exception("projection runner: catch-up failed; retrying")
+                stop.wait(1.0)
+                continue
+            if not use_subscription:
+                stop.wait(poll_interval)
+                continue
+            low = min(positions.values(), default=0)
+            try:
+                with subscribe(gt=low) as subscription:
+                    watcher = threading.Thread(target=lambda: (stop.wait(), subscription.stop()), daemon=True)
+                    watcher.start()
+                    for notification in subscription:
+                        if stop.is_set():
+                            break
+                        if notification.id > low:
+                            low = min(self.catch_up().values(), default=low)
+            except Exception:  # noqa: BLE001
+                log.exception("projection runner: subscription ended; catching up again")
+                stop.wait(1.0)
+
+    def wait_for(self, position: int, timeout: float, names: Sequence[str] | None = None) -> bool:
+        """Block until every projection (or ``names``) reached ``position``; False on timeout."""
+        names = list(names or self.store.projections)
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(self.store.position(n) >= position for n in names):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._progress:
+                self._progress.wait(min(0.05, remaining))
+
+    # ------------------------------------------------------------------ status, rebuild, verify
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per projection: head position, its position, lag in events and seconds, error."""
+        head = self.recorder.max_notification_id() or 0
+        head_at = self._recorded_at(head)
+        rows = []
+        for name in self.store.projections:
+            row = self.store.tracking_row(name)
+            last_at = utc(row["last_event_at"])
+            lag_seconds = 0.0
+            if row["position"] < head and head_at is not None:
+                lag_seconds = max(0.0, (head_at - (last_at or head_at)).total_seconds())
+                if last_at is None:
+                    first = self._recorded_at(row["position"] + 1)
+                    lag_seconds = (head_at - first).total_seconds() if first else 0.0
+            rows.append({
+                "projection": name, "generation": row["generation"], "head": head, "position": row["position"],
+                "lag_events": head - row["position"], "lag_seconds": round(lag_seconds, 3),
+                "error_position": row["error_position"], "error": row["error"],
+            })
+        return rows
+
+    def _recorded_at(self, position: int) -> datetime | None:
+        if position <= 0:
+            return None
+        found = self.recorder.select_notifications(start=position, limit=1)
+        return utc(self.mapper.to_domain_event(found[0]).timestamp) if found else None
+
+    def rebuild(self, name: str) -> int:
+        """Blue-green rebuild of ``name``: fill a new generation while queries read the
+        old one, then swap when caught up. Returns the new generation."""
+        generation = self.store.new_generation(name)
+        self.fill(name, generation)
+        with self._lock:  # no live batch runs while the last events are copied and the swap happens
+            self.fill(name, generation)
+            old = self.store.active_generation(name)
+            self.store.activate(name, generation)
+        # The previous generation stays until the next rebuild, so queries already
+        # reading it finish undisturbed; anything older goes now.
+        for stale in self.store.generations(name):
+            if stale not in (generation, old):
+                self.store.drop_generation(name, stale)
+        return generation
+
+    def verify(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rebuild each projection into scratch tables up to the live position and compare
+        checksums of every table. Returns the mismatches (empty when all agree)."""
+        mismatches = []
+        for name in names or list(self.store.projections):
+            with self._lock:
+                with self.store.engine.connect() as conn:
+                    live_generation = self.store.active_generation(name)
+                    position = self.store.position(name, live_generation)
+                    live = self.store.checksum(name, live_generation, conn=conn)
+            scratch = self.store.new_generation(name)
+            try:
+                self.fill(name, scratch, until=position)
+                rebuilt = self.store.checksum(name, scratch)
+            finally:
+                self.store.drop_generation(name, scratch)
+            for table, digest in live.items():
+                if rebuilt.get(table) != digest:
+                    mismatches.append({"projection": name, "table": table, "position": position,
+                                       "live": digest, "rebuilt": rebuilt.get(table)})
+        return mismatches
+
+    def scratch(self, name: str, keep: EventFilter, until: int | None = None) -> Tables:
+        """Fill a scratch generation with the events ``keep`` accepts; the caller drops it
+        with ``store.drop_generation``."""
+        generation = self.store.new_generation(name)
+        self.fill(name, generation, until=until, keep=keep)
+        return self.store.tables(name, generation)
+
+
+class _EventFailed(Exception):
+    def __init__(self, position: int, error: str) -> None:
+        super().__init__(error)
+        self.position, self.error = position, error
+
+
+class _Moved(Exception):
+    """Another runner moved the position first; this batch was rolled back."""
+
+
+def table_exists(engine: Engine, name: str) -> bool:
+    return inspect(engine).has_table(name)
