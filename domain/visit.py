@@ -43,7 +43,10 @@ class PreparationRequired(DomainError):
 def _utc(value: datetime, field_name: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidValue(field_name, "must be a timezone-aware date and time")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidValue(field_name, "is out of range once converted to UTC") from None
 
 
 class Visit(TuohuAggregate):

@@ -110,24 +110,74 @@ def report_funnel(
 def projections_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Head position, each projection's position, lag, and error if stopped."""
-    _settings, _application, pipeline = _services()
-    status = pipeline.status()
+    """Per projection: head position, its position, lag in events and seconds, error if stopped."""
+    _settings, _application, read_models = _services()
+    rows = read_models.status()
     if as_json:
-        typer.echo(json.dumps(status))
+        typer.echo(json.dumps(rows))
         return
     table = Table(title="Projections")
-    for column in status:
+    for column in rows[0]:
         table.add_column(column)
-    table.add_row(*(str(v) for v in status.values()))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
     Console().print(table)
 
 
 @projections_app.command("catch-up")
 def projections_catch_up() -> None:
-    """Apply every new event to the read models, then exit."""
-    _settings, _application, pipeline = _services()
-    typer.echo(pipeline.catch_up())
+    """Apply every new event to the read models, then exit (exit 1 if one stopped on an event)."""
+    from projections import ProjectionFailed
+
+    _settings, _application, read_models = _services()
+    try:
+        typer.echo(json.dumps(read_models.catch_up()))
+    except ProjectionFailed as failure:
+        console.print(f"[red]{failure}[/red]")
+        raise typer.Exit(1) from None
+
+
+@projections_app.command("run")
+def projections_run(
+    poll: Annotated[float, typer.Option(help="Seconds between polls over SQLite")] = 0.2,
+) -> None:
+    """Run the projections as a worker: catch up, then follow the log until stopped (Ctrl-C / SIGTERM)."""
+    import signal
+    import threading
+
+    _settings, _application, read_models = _services()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print("projections running; stop with Ctrl-C")
+    read_models.runner.follow(stop, poll_interval=poll)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[Optional[str], typer.Argument(help="One projection; all when omitted")] = None,
+) -> None:
+    """Blue-green rebuild: fill new tables while queries read the old ones, swap when caught up."""
+    _settings, _application, read_models = _services()
+    if name is not None and name not in read_models.store.projections:
+        console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
+        raise typer.Exit(2)
+    generations = read_models.runner.rebuild(name)
+    for projection, generation in generations.items():
+        typer.echo(f"{projection}: now generation {generation} at position {read_models.store.position(projection)}")
+
+
+@projections_app.command("verify")
+def projections_verify() -> None:
+    """Rebuild into scratch tables and compare every table's checksum with the live one (exit 1 on mismatch)."""
+    _settings, _application, read_models = _services()
+    mismatches = read_models.runner.verify()
+    if mismatches:
+        for m in mismatches:
+            console.print(f"[red]MISMATCH[/red] {m['projection']}.{m['table']} at position {m['position']}")
+        raise typer.Exit(1)
+    for row in read_models.status():
+        typer.echo(f"{row['projection']}: OK at position {row['position']}")
 
 
 @events_app.command("catalogue")

@@ -54,14 +54,14 @@ state_metadata = MetaData()
 projection_state = Table(
     "rm_state",
     state_metadata,
-    Column("projection", String(64), primary_key=True),
+    Column("projection", String(), primary_key=True),
     Column("active_generation", Integer, nullable=False),
 )
 
 tracking = Table(
     "rm_tracking",
     state_metadata,
-    Column("projection", String(64), primary_key=True),
+    Column("projection", String(), primary_key=True),
     Column("generation", Integer, primary_key=True),
     Column("position", Integer, nullable=False),
     Column("last_event_at", DateTime(timezone=True)),
@@ -118,13 +118,20 @@ class Batch:
         self._rows: dict[str, dict[Any, dict[str, Any] | None]] = {}
         self._dirty: dict[str, dict[Any, dict[str, Any]]] = {}
         self._added: dict[str, list[dict[str, Any]]] = {}
+        self._pk_cache: dict[str, list[Column[Any]]] = {}
+        self._pk_names: dict[str, tuple[str, ...]] = {}
 
     def _pk(self, base: str) -> list[Column[Any]]:
-        return list(getattr(self.tables, base).primary_key.columns)
+        cols = self._pk_cache.get(base)
+        if cols is None:
+            cols = self._pk_cache[base] = list(getattr(self.tables, base).primary_key.columns)
+        return cols
 
     def _key_of(self, base: str, row: dict[str, Any]) -> Any:
-        cols = self._pk(base)
-        return row[cols[0].name] if len(cols) == 1 else tuple(row[c.name] for c in cols)
+        names = self._pk_names.get(base)
+        if names is None:
+            names = self._pk_names[base] = tuple(c.name for c in self._pk(base))
+        return row[names[0]] if len(names) == 1 else tuple(row[n] for n in names)
 
     def get(self, base: str, key: Any) -> dict[str, Any] | None:
         """The row with primary key ``key`` (a value, or a tuple for a composite key), or None."""
@@ -405,24 +412,33 @@ class ProjectionRunner:
     def fill(self, name: str, generation: int, until: int | None = None, keep: EventFilter | None = None) -> int:
         """Fill a (non-active) generation from its position up to ``until`` or the head,
         applying only events ``keep`` accepts. Returns its new position."""
-        position = self.store.position(name, generation)
-        while until is None or position < until:
-            limit = self.batch_size if until is None else min(self.batch_size, until - position)
-            notifications = self.recorder.select_notifications(start=position + 1, limit=limit)
+        return self.fill_many({name: generation}, until, keep)[name]
+
+    def fill_many(self, targets: dict[str, int], until: int | None = None,
+                  keep: EventFilter | None = None) -> dict[str, int]:
+        """Fill several generations (``{projection: generation}``) in one pass over the
+        log, decoding each event once. Returns ``{projection: position}``."""
+        positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
+        while True:
+            low = min(positions.values())
+            if until is not None and low >= until:
+                break
+            limit = self.batch_size if until is None else min(self.batch_size, until - low)
+            notifications = self.recorder.select_notifications(start=low + 1, limit=limit)
             if not notifications:
                 break
             decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+            last = decoded[-1][0]
             if keep is not None:
-                last = decoded[-1][0]
                 decoded = [(i, e) for i, e in decoded if keep(e)]
-                if not decoded:
-                    self._advance(name, generation, position, last)
-                    position = last
-                    continue
-                position = self._apply(name, generation, position, decoded, through=last)
-            else:
-                position = self._apply(name, generation, position, decoded)
-        return position
+            for name, generation in targets.items():
+                todo = [(i, e) for i, e in decoded if i > positions[name]]
+                if todo:
+                    positions[name] = self._apply(name, generation, positions[name], todo, through=last)
+                elif positions[name] < last:
+                    self._advance(name, generation, positions[name], last)
+                    positions[name] = last
+        return positions
 
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
                through: int | None = None) -> int:
@@ -441,7 +457,14 @@ class ProjectionRunner:
                 through: int | None) -> int:
         tables = self.store.tables(projection.name, generation)
         new_position = through or events[-1][0]
+        mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
         with self.store.engine.begin() as conn:
+            # Claim the batch first: this write locks the tracking row (PostgreSQL) or the
+            # database (SQLite), so a second runner waits here and then finds the position moved.
+            claimed = conn.execute(update(tracking).where(and_(mine, tracking.c.position == position))
+                                   .values(updated_at=_now())).rowcount
+            if claimed != 1:
+                raise _Moved()
             batch = Batch(conn, tables)
             projection.prefetch(batch, [e for _, e in events])
             for notification_id, event in events:
@@ -450,15 +473,9 @@ class ProjectionRunner:
                 except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
                     raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
             batch.flush()
-            moved = conn.execute(
-                update(tracking)
-                .where(and_(tracking.c.projection == projection.name, tracking.c.generation == generation,
-                            tracking.c.position == position))
-                .values(position=new_position, last_event_at=events[-1][1].timestamp, error=None,
-                        error_position=None, updated_at=_now())
-            ).rowcount
-            if moved != 1:
-                raise _Moved()
+            conn.execute(update(tracking).where(mine).values(
+                position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
+                updated_at=_now()))
         return new_position
 
     def _advance(self, name: str, generation: int, position: int, new_position: int) -> None:
@@ -552,21 +569,26 @@ class ProjectionRunner:
         found = self.recorder.select_notifications(start=position, limit=1)
         return utc(self.mapper.to_domain_event(found[0]).timestamp) if found else None
 
-    def rebuild(self, name: str) -> int:
-        """Blue-green rebuild of ``name``: fill a new generation while queries read the
-        old one, then swap when caught up. Returns the new generation."""
-        generation = self.store.new_generation(name)
-        self.fill(name, generation)
+    def rebuild(self, names: str | Sequence[str] | None = None) -> dict[str, int]:
+        """Blue-green rebuild: fill new generations of ``names`` (all by default) in one
+        pass while queries read the old ones, then swap each when caught up.
+        Returns ``{projection: new generation}``."""
+        names = [names] if isinstance(names, str) else list(names or self.store.projections)
+        targets = {name: self.store.new_generation(name) for name in names}
+        self.fill_many(targets)
+        olds = {}
         with self._lock:  # no live batch runs while the last events are copied and the swap happens
-            self.fill(name, generation)
-            old = self.store.active_generation(name)
-            self.store.activate(name, generation)
+            self.fill_many(targets)
+            for name, generation in targets.items():
+                olds[name] = self.store.active_generation(name)
+                self.store.activate(name, generation)
         # The previous generation stays until the next rebuild, so queries already
         # reading it finish undisturbed; anything older goes now.
-        for stale in self.store.generations(name):
-            if stale not in (generation, old):
-                self.store.drop_generation(name, stale)
-        return generation
+        for name, generation in targets.items():
+            for stale in self.store.generations(name):
+                if stale not in (generation, olds[name]):
+                    self.store.drop_generation(name, stale)
+        return targets
 
     def verify(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Rebuild each projection into scratch tables up to the live position and compare
