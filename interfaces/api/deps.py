@@ -1,0 +1,139 @@
+"""Dependencies of the routes (``Annotated`` aliases) and the replies they send.
+
+- ``AppDep``: the :class:`TuohuApplication` started by the lifespan;
+- ``ReadModelsDep``: the read models (:class:`projections.ReadModels`);
+- ``ActorDep``: the command :class:`Context` — who acts (``X-Actor-Id``,
+  ``X-Actor-Role``; until authentication exists the client names itself),
+  the request's correlation id (``X-Request-ID``) and the client's command id
+  (``Idempotency-Key``);
+- ``IfMatchDep``: the version named by ``If-Match`` (``"3"`` or ``3``; ``*`` or
+  absent means any), passed to the use case as ``expected_version``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import Depends, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from application import CommandResult, TuohuApplication
+from domain.base import Context
+from interfaces.api.schemas import CommandPublic, ErrorPublic, RecordsPublic
+from projections import ReadModels
+from projections.pipeline import PipelineProjection
+
+CHANNEL = "api"
+_IF_MATCH = re.compile(r'^(?:"(\d{1,18})"|(\d{1,18}))$', re.ASCII)
+
+
+def get_application(request: Request) -> TuohuApplication:
+    """The application the lifespan bootstrapped."""
+    application = getattr(request.app.state, "application", None)
+    if application is None:
+        raise HTTPException(status_code=503, detail="tuohu is not started")
+    return application
+
+
+def get_read_models(request: Request) -> ReadModels:
+    """The read models the lifespan built."""
+    read_models = getattr(request.app.state, "read_models", None)
+    if read_models is None:
+        raise HTTPException(status_code=503, detail="tuohu is not started")
+    return read_models
+
+
+def command_context(
+    request: Request,
+    x_actor_id: Annotated[str, Header(min_length=1, max_length=128, description="who acts (until authentication exists)")],
+    x_actor_role: Annotated[str, Header(min_length=1, max_length=64, examples=["customer_manager"])],
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255, description="the client's id for this command; a repeat has no second effect",
+    )] = None,
+    x_request_id: Annotated[str | None, Header(  # noqa: ARG001 - documented here, read by the middleware
+        description="correlation id of the request; echoed back, generated when absent",
+    )] = None,
+) -> Context:
+    """The command's :class:`Context`: actor, channel ``api``, correlation id, command id.
+
+    ``x_request_id`` is declared for the documentation; its value was checked
+    (or generated) by the request-id middleware and is read from the request state.
+    """
+    return Context(
+        actor_id=x_actor_id, actor_role=x_actor_role, channel=CHANNEL,
+        correlation_id=request.state.request_id, command_id=idempotency_key,
+    )
+
+
+def expected_version(
+    if_match: Annotated[str | None, Header(description='the version the client last saw, as its ETag: "3"')] = None,
+) -> int | None:
+    """The version in ``If-Match``, or None for ``*`` or no header. A malformed header is a 422."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _IF_MATCH.match(if_match.strip())
+    if match is None:
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("header", "if-match"), "input": if_match,
+            "msg": 'Value error, must be one version as an ETag, e.g. "3"',
+        }])
+    return int(match.group(1) or match.group(2))
+
+
+AppDep = Annotated[TuohuApplication, Depends(get_application)]
+ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
+ActorDep = Annotated[Context, Depends(command_context)]
+IfMatchDep = Annotated[int | None, Depends(expected_version)]
+
+
+def etag(version: int) -> str:
+    """The strong ETag of an aggregate version: ``"3"``."""
+    return f'"{version}"'
+
+
+def reply(response: Response, result: CommandResult) -> CommandPublic:
+    """The command's outcome, with ``ETag`` set to the aggregate's new version."""
+    response.headers["ETag"] = etag(result.version)
+    return CommandPublic.model_validate(result)
+
+
+def created(response: Response, result: CommandResult, collection: str) -> CommandPublic:
+    """As :func:`reply`, plus ``Location`` of the new aggregate under ``collection``."""
+    response.headers["Location"] = f"{collection}/{result.aggregate_id}"
+    return reply(response, result)
+
+
+COMMAND_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorPublic, "description": "No aggregate of this type has the id"},
+    409: {"model": ErrorPublic, "description": "A rule of the measures refused the command (see `code`)"},
+    412: {"model": ErrorPublic, "description": "`If-Match` names another version than the current one"},
+    422: {"description": "Invalid request; a value refused by the domain answers `code: invalid_value` and `field`"},
+}
+"""Error responses every command route documents."""
+
+Limit = Annotated[int, Query(ge=1, le=500, description="rows per page, at most 500")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
+
+
+CreatedBy = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$", description="actor who created it")]
+
+
+def pipeline_caught_up(read_models: ReadModels) -> int:
+    """Apply every recorded event to the pipeline read model; its position (a log notification id).
+
+    Only the pipeline projection is caught up: a stopped projection elsewhere does
+    not hold up these answers. Raises :class:`projections.ProjectionFailed`.
+    """
+    name = PipelineProjection.name
+    return read_models.runner.catch_up(names=[name])[name]
+
+
+def records_page(read_models: ReadModels, aggregate_type: str, *, customer_id: UUID | None, status: str | None,
+                 created_by: str | None, limit: int, offset: int) -> RecordsPublic:
+    """A page of ``aggregate_type`` rows of the pipeline read model, caught up to the latest event."""
+    position = pipeline_caught_up(read_models)
+    rows = read_models.records(aggregate_type, customer_id=str(customer_id) if customer_id else None,
+                               status=status, created_by=created_by, limit=limit, offset=offset)
+    return RecordsPublic(data=rows, limit=limit, offset=offset, position=position)

@@ -1,0 +1,115 @@
+"""Assemble the FastAPI app: lifespan, request ids, error mapping, routers.
+
+Nothing is bootstrapped at import time or in :func:`create_app`: the lifespan
+builds the application (``application.bootstrap``) and the read models
+(``projections.build_read_models``) when the server starts, keeps them on
+``app.state`` (``application``, ``read_models``), and runs a daemon thread that
+catches the read models up every 0.5 s until shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from application import Settings, bootstrap
+from interfaces.api import errors
+from interfaces.api.routes import contracts, customers, proposals, reports, risk_cases, team, visits
+from projections import ReadModels, build_read_models
+
+logger = logging.getLogger("tuohu.api")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+CATCH_UP_INTERVAL = 0.5
+
+
+class ReadModelFollower:
+    """A daemon thread that keeps the read models up to date until :meth:`stop`.
+
+    It runs the projections' own runner (``ProjectionRunner.follow``): catch up
+    every ``interval`` seconds over SQLite (over PostgreSQL it waits for the
+    log's notifications); a stopped projection or a lost connection is logged
+    and retried, never the end of the thread.
+    """
+
+    def __init__(self, read_models: ReadModels, interval: float = CATCH_UP_INTERVAL) -> None:
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=read_models.runner.follow, args=(self._stopping, interval),
+                                       name="tuohu-read-model-follower", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to stop and wait for the batch in progress to finish."""
+        self._stopping.set()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            logger.warning("read model follower still busy after %.0f s; leaving it to exit with the process", timeout)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The tuohu API. ``settings`` default to ``Settings()`` (``TUOHU_*`` variables), read at startup."""
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        config = settings or Settings()
+        application = bootstrap(config)
+        read_models = build_read_models(application, config)
+        follower = ReadModelFollower(read_models)
+        api.state.application = application
+        api.state.read_models = read_models
+        api.state.read_model_follower = follower
+        follower.start()
+        try:
+            yield
+        finally:
+            follower.stop()
+            read_models.close()
+            application.close()
+
+    api = FastAPI(
+        title="tuohu",
+        summary="Customer acquisition (拓戶) as an event-sourced core: commands and queries.",
+        description=(
+            "Commands are `POST` routes, one per use case; each answers with the aggregate's new version "
+            "(also as `ETag`) and the event log position. Send `X-Actor-Id` and `X-Actor-Role` with every "
+            "command, `If-Match` to refuse a command on a changed aggregate (412), and `Idempotency-Key` "
+            "to make a retry harmless. `X-Request-ID` is recorded as the correlation id of the events and "
+            "echoed back. Rules of the measures that refuse a command answer 409 with a stable `code`."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @api.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Take ``X-Request-ID`` (1-128 visible ASCII characters) or generate one; echo it back."""
+        given = request.headers.get(REQUEST_ID_HEADER)
+        if given is not None and not _REQUEST_ID.match(given):
+            return JSONResponse(status_code=422, content={"detail": [{
+                "type": "string_pattern_mismatch", "loc": ["header", "x-request-id"],
+                "msg": "must be 1 to 128 visible ASCII characters",
+            }]})
+        request.state.request_id = given or uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        return response
+
+    errors.install(api)
+    for module in (customers, visits, proposals, contracts, risk_cases, team):
+        api.include_router(module.commands)
+        api.include_router(module.queries)
+    api.include_router(reports.queries)
+    return api

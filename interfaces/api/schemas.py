@@ -1,0 +1,795 @@
+"""The API's pydantic models: ``XCreate`` for request bodies, ``XPublic`` for responses.
+
+They describe the HTTP contract only. Rules stay in the aggregates (``domain/``):
+a value the schema accepts may still be refused there, with 422
+``invalid_value`` naming the field or 409 naming the rule.
+
+Conventions:
+
+- money is ``Decimal`` in major units of an ISO 4217 ``currency``; it is read
+  from a JSON number or string and written as a JSON string (no float rounding);
+- request datetimes must carry a UTC offset; response datetimes are ISO 8601 in
+  UTC with the offset written out (``2025-03-01T01:00:00+00:00``);
+- request bodies refuse unknown fields, NUL characters and non-finite numbers;
+  fields the read models index are no longer than their columns (so a value
+  PostgreSQL would refuse can never stop a projection).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+from domain import contract as contract_rules
+from domain import customer as customer_rules
+from domain import proposal as proposal_rules
+from domain import risk as risk_rules
+from domain import team as team_rules
+from domain import visit as visit_rules
+
+# --------------------------------------------------------------------------
+# Shared types
+# --------------------------------------------------------------------------
+
+MAX_TEXT = 10_000
+"""Longest accepted string in a request body, in characters."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aware datetimes converted to UTC; naive ones (SQLite read models) are UTC already."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+]
+"""A response datetime: UTC, written as ISO 8601 with ``+00:00``."""
+
+def _aware_to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+RequestDatetime = Annotated[AwareDatetime, AfterValidator(_aware_to_utc)]
+"""A request datetime: must carry a UTC offset; converted to UTC."""
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
+"""Why a decision was taken; the measures require it (evidence, §0)."""
+
+Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=22, decimal_places=4, examples=["125000.00"])]
+"""An amount in major units of the accompanying ``currency``: up to 18 integer digits and 4 decimals."""
+
+Number = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
+"""A decimal measure (hours, weights, readings, target values): up to 28 digits, 10 of them decimals,
+so that sums stay exact within Python's default decimal precision."""
+
+CustomerKind = Literal[customer_rules.KINDS]  # type: ignore[valid-type]
+AcquisitionChannel = Literal[customer_rules.CHANNELS]  # type: ignore[valid-type]
+FactGroup = Literal[customer_rules.FACT_GROUPS]  # type: ignore[valid-type]
+ReviewDecision = Literal[customer_rules.REVIEW_DECISIONS]  # type: ignore[valid-type]
+CustomerStage = Literal[  # type: ignore[valid-type]
+    (customer_rules.REGISTERED, customer_rules.SCREENED, customer_rules.QUALIFIED, customer_rules.REJECTED,
+     customer_rules.APPLIED, customer_rules.DOCUMENTS_ACCEPTED, customer_rules.DOCUMENTS_RETURNED,
+     customer_rules.ACCOUNT_OPENED)
+]
+VisitMethod = Literal[visit_rules.METHODS]  # type: ignore[valid-type]
+VisitKind = Literal[visit_rules.KINDS]  # type: ignore[valid-type]
+VisitStatus = Literal[  # type: ignore[valid-type]
+    (visit_rules.PLANNED, visit_rules.PREPARED, visit_rules.CONDUCTED, visit_rules.CANCELLED)
+]
+ProposalStatus = Literal[  # type: ignore[valid-type]
+    (*proposal_rules.OPEN, proposal_rules.ACCEPTED, proposal_rules.DECLINED, proposal_rules.WITHDRAWN)
+]
+ContractStatus = Literal[  # type: ignore[valid-type]
+    (contract_rules.DRAFTED, contract_rules.UNDER_REVIEW, contract_rules.APPROVED, contract_rules.SIGNED,
+     contract_rules.TERMINATED)
+]
+RiskSubjectType = Literal[risk_rules.SUBJECT_TYPES]  # type: ignore[valid-type]
+RiskCategory = Literal[risk_rules.CATEGORIES]  # type: ignore[valid-type]
+RiskResponse = Literal[risk_rules.RESPONSES]  # type: ignore[valid-type]
+ReadingDirection = Literal[risk_rules.DIRECTIONS]  # type: ignore[valid-type]
+RiskLevel = Literal["low", "medium", "high"]
+RiskStatus = Literal[  # type: ignore[valid-type]
+    (risk_rules.IDENTIFIED, risk_rules.ASSESSED, risk_rules.RESPONDING, risk_rules.DISPOSED, risk_rules.CLOSED)
+]
+
+StaffRole = Literal[team_rules.ROLES]  # type: ignore[valid-type]
+TrainingKind = Literal[team_rules.TRAINING_KINDS]  # type: ignore[valid-type]
+AwardKind = Literal[team_rules.AWARD_KINDS]  # type: ignore[valid-type]
+UnitType = Literal[team_rules.UNIT_TYPES]  # type: ignore[valid-type]
+IndicatorGroup = Literal[team_rules.INDICATOR_GROUPS]  # type: ignore[valid-type]
+Indicator = Literal[tuple(team_rules.INDICATORS)]  # type: ignore[valid-type]
+Year = Annotated[str, Field(pattern=r"^\d{4}$", examples=["2025"])]
+
+
+def _check_json(value: Any, where: str = "") -> None:
+    """Refuse NUL characters (no read-model database can store them) and NaN / infinity."""
+    prefix = f"{where}: " if where else ""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{prefix}must not contain NUL characters")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{prefix}must be a finite number, not NaN or Infinity")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(key, f"{where}[{key!r}]")
+            _check_json(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json(item, f"{where}[{index}]")
+
+
+class ApiCreate(BaseModel):
+    """Base of request bodies: unknown fields refused, strings at most ``MAX_TEXT`` long."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_TEXT)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_json(cls, value: Any) -> Any:
+        _check_json(value)
+        return value
+
+
+class PublicModel(BaseModel):
+    """Base of response bodies: read from aggregates' attributes or read-model rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --------------------------------------------------------------------------
+# Commands: common
+# --------------------------------------------------------------------------
+
+
+class ReasonCreate(ApiCreate):
+    """A decision that the measures require a reason for."""
+
+    reason: Reason
+
+
+class OptionalReasonCreate(ApiCreate):
+    """A decision whose reason is optional."""
+
+    reason: str | None = None
+
+
+class CommandPublic(PublicModel):
+    """What a command did. ``position`` is the event log position of its last event:
+    read models show the command once their position reaches it."""
+
+    aggregate_id: UUID
+    version: int
+    position: int
+    replayed: bool = Field(description="true when the Idempotency-Key was already applied; nothing new was written")
+
+
+class ErrorPublic(BaseModel):
+    """A refused command: ``code`` is stable and machine-readable, ``detail`` says why."""
+
+    code: str
+    detail: str
+    field: str | None = None
+
+
+# --------------------------------------------------------------------------
+# Customers (measures §2.1, §2.2, §2.5, §3, §5)
+# --------------------------------------------------------------------------
+
+
+class CustomerCreate(ApiCreate):
+    """A prospect entered into the customer system (§2.1, §2.2 step 1)."""
+
+    kind: CustomerKind
+    acquisition_channel: AcquisitionChannel
+    source_detail: str
+    segment: str = Field(max_length=64)
+    manager_id: str = Field(max_length=128, description="the customer manager (客戶經理) who wins and keeps the customer")
+    branch: str = Field(max_length=64)
+    display_name: str | None = Field(default=None, max_length=256)
+
+
+class FactsCreate(ApiCreate):
+    """Facts of one group (§2.1): basic, financial, business or needs."""
+
+    group: FactGroup
+    facts: dict[str, Any] = Field(examples=[{"age": 41, "job": "management"}])
+
+
+class CreditStandingCreate(ApiCreate):
+    """Credit standing from the credit bureau (征信系統) or a rating agency (§2.2)."""
+
+    source: str = Field(examples=["credit_bureau"])
+    result: str = Field(max_length=32, examples=["no_default"],
+                        description="the screening model reads no_default / in_default")
+    rating: str | None = Field(default=None, max_length=16, examples=["AA"])
+
+
+class CustomerReviewCreate(ApiCreate):
+    """Manual review (§2.2 step 3) by someone other than the customer's manager."""
+
+    decision: ReviewDecision
+    reason: Reason
+
+
+class AccountApplicationCreate(ApiCreate):
+    """Application for an account with its supporting documents (§2.5)."""
+
+    account_type: str
+    documents: list[str]
+
+
+class DocumentReviewCreate(ApiCreate):
+    """Documents accepted, or returned with at least one reason (§2.5)."""
+
+    accepted: bool
+    return_reasons: list[str] = []
+
+
+class AccountCreate(ApiCreate):
+    """The opened account (§2.5)."""
+
+    account_number: str = Field(max_length=64)
+
+
+class ProductsCreate(ApiCreate):
+    """Products signed up on the opened account (§2.5)."""
+
+    products: list[str]
+
+
+class ManagerCreate(ApiCreate):
+    """Hand the customer to another customer manager (§3)."""
+
+    manager_id: str = Field(max_length=128)
+    reason: Reason
+
+
+class FollowUpCreate(ApiCreate):
+    """A return visit (回訪): satisfaction 1-5 and feedback (§2.5 step 2)."""
+
+    satisfaction: int = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
+    feedback: str = ""
+
+
+class BusinessFiguresCreate(ApiCreate):
+    """One month's figures (§5): month-end deposit balance, the month's loans and fee income."""
+
+    period: str = Field(examples=["2025-03"], description="YYYY-MM")
+    currency: str = Field(examples=["CNY"], description="ISO 4217 code")
+    deposit_balance: Money
+    loans_disbursed: Money
+    fee_income: Money
+
+
+class CreditStandingPublic(PublicModel):
+    source: str
+    result: str
+    rating: str | None = None
+
+
+class ScreeningPublic(PublicModel):
+    model_name: str
+    model_version: str
+    score: int
+    outcome: str
+
+
+class ManualReviewPublic(PublicModel):
+    decision: str
+    reviewer_id: str
+    reason: str | None = None
+
+
+class AccountApplicationPublic(PublicModel):
+    account_type: str
+    documents: list[str]
+
+
+class DocumentReviewPublic(PublicModel):
+    accepted: bool
+    return_reasons: list[str]
+
+
+class BusinessFiguresPublic(PublicModel):
+    currency: str
+    deposit_balance: Decimal
+    loans_disbursed: Decimal
+    fee_income: Decimal
+
+
+class CustomerPublic(PublicModel):
+    """A customer's current state, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    kind: str
+    acquisition_channel: str
+    source_detail: str
+    segment: str
+    manager_id: str
+    branch: str
+    display_name: str | None = None
+    stage: str
+    is_key: bool
+    facts: dict[str, dict[str, Any]]
+    credit_standing: CreditStandingPublic | None = None
+    screening: ScreeningPublic | None = None
+    manual_review: ManualReviewPublic | None = None
+    application: AccountApplicationPublic | None = None
+    document_review: DocumentReviewPublic | None = None
+    account_number: str | None = None
+    products: list[str]
+    follow_ups: int
+    business_figures: dict[str, BusinessFiguresPublic] = Field(description="by period YYYY-MM")
+    open_risk_cases: list[UUID]
+    created_on: UtcDatetime = Field(description="when tuohu recorded the first event")
+    modified_on: UtcDatetime = Field(description="when tuohu recorded the latest event")
+
+
+class CustomerSummaryPublic(PublicModel):
+    """One customer row of the pipeline read model."""
+
+    id: UUID = Field(validation_alias="customer_id")
+    display_name: str | None = None
+    kind: str
+    channel: str
+    segment: str
+    manager_id: str
+    branch: str
+    stage: str
+    stage_entered_at: UtcDatetime = Field(description="business time the customer entered its stage")
+    is_key: bool
+    risk_level: str | None = Field(default=None, description="highest level among its open risk cases")
+    credit_result: str | None = None
+    credit_rating: str | None = None
+    registered_at: UtcDatetime
+    screened: bool
+    screening_outcome: str | None = None
+    screening_score: int | None = None
+    qualified: bool
+    visited: bool
+    proposed: bool
+    contracted: bool
+    account_opened: bool
+    account_number: str | None = None
+    version: int
+    updated_at: UtcDatetime
+
+
+class CustomersPublic(PublicModel):
+    """A page of customers; ``position`` is the event log position the read model reflects."""
+
+    data: list[CustomerSummaryPublic]
+    limit: int
+    offset: int
+    position: int
+
+
+# --------------------------------------------------------------------------
+# Visits (§2.3)
+# --------------------------------------------------------------------------
+
+
+class VisitCreate(ApiCreate):
+    """Visit plan (§2.3 step 1): purpose, time, staff, method."""
+
+    customer_id: UUID
+    purpose: str
+    scheduled_at: RequestDatetime
+    staff: list[str]
+    method: VisitMethod
+    kind: VisitKind = "acquisition"
+
+
+class VisitPreparationCreate(ApiCreate):
+    """Preparation (§2.3 step 2): background, materials, talking points."""
+
+    background: str
+    materials: list[str] = []
+    talking_points: list[str] = []
+
+
+class VisitConductCreate(ApiCreate):
+    """The visit as it took place (§2.3 step 3)."""
+
+    outcome: str
+    needs_learned: str = ""
+    next_steps: str = ""
+    duration_seconds: int | None = None
+
+
+class VisitFeedbackCreate(ApiCreate):
+    """Needs and suggestions fed back to the departments concerned (§2.3 step 4)."""
+
+    departments: list[str]
+    feedback: str
+
+
+class VisitRescheduleCreate(ApiCreate):
+    """A new time for the visit, with the reason."""
+
+    scheduled_at: RequestDatetime
+    reason: Reason
+
+
+class VisitPreparationPublic(PublicModel):
+    background: str
+    materials: list[str]
+    talking_points: list[str]
+
+
+class VisitPublic(PublicModel):
+    """A visit's current state, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    customer_id: UUID
+    purpose: str
+    scheduled_at: UtcDatetime
+    staff: list[str]
+    method: str
+    kind: str
+    status: str
+    preparation: VisitPreparationPublic | None = None
+    outcome: str | None = None
+    feedback_routed_to: list[str]
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+# --------------------------------------------------------------------------
+# Proposals (§2.4)
+# --------------------------------------------------------------------------
+
+
+class ProposalCreate(ApiCreate):
+    """Proposal (§2.4 step 1): products, pricing terms, rights and obligations."""
+
+    customer_id: UUID
+    products: list[str]
+    pricing_terms: dict[str, Any] = Field(examples=[{"account_fee": "waived", "currency": "CNY"}])
+    rights_and_obligations: str
+
+
+class ProposalRevisionCreate(ApiCreate):
+    """A new numbered revision, with the reason (§2.4 step 2)."""
+
+    products: list[str]
+    pricing_terms: dict[str, Any]
+    rights_and_obligations: str
+    reason: Reason
+
+
+class ProposalRevisionPublic(PublicModel):
+    revision: int
+    products: list[str]
+    pricing_terms: dict[str, Any]
+    rights_and_obligations: str
+
+
+class ProposalPublic(PublicModel):
+    """A proposal's current state with every revision, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    customer_id: UUID
+    drafter_id: str
+    approver_id: str | None = None
+    status: str
+    revision: int = Field(description="number of the current revision")
+    revisions: list[ProposalRevisionPublic]
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+# --------------------------------------------------------------------------
+# Contracts (§2.4 step 3)
+# --------------------------------------------------------------------------
+
+
+class ContractCreate(ApiCreate):
+    """A contract drafted from an accepted proposal."""
+
+    proposal_id: UUID
+
+
+class ClauseFindingCreate(ApiCreate):
+    """One finding of a clause review."""
+
+    clause: str
+    finding: str
+
+
+class ClauseReviewCreate(ApiCreate):
+    """A clause review (legal risk); an empty list records clean clauses."""
+
+    findings: list[ClauseFindingCreate]
+
+
+class FindingResolutionCreate(ApiCreate):
+    """How a clause finding was resolved."""
+
+    resolution: str
+
+
+class SignatureCreate(ApiCreate):
+    """The customer's signatory; the bank signs through the actor."""
+
+    customer_signatory: str
+
+
+class ClauseFindingPublic(PublicModel):
+    clause: str
+    finding: str
+    resolution: str | None = None
+
+
+class SignatoriesPublic(PublicModel):
+    bank: str
+    customer: str
+
+
+class ContractPublic(PublicModel):
+    """A contract's current state, rebuilt from its events; findings are numbered from 1."""
+
+    id: UUID
+    version: int
+    proposal_id: UUID
+    customer_id: UUID
+    products: list[str]
+    drafter_id: str
+    approver_id: str | None = None
+    status: str
+    reviewed: bool
+    findings: list[ClauseFindingPublic]
+    open_findings: list[int]
+    signatories: SignatoriesPublic | None = None
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+# --------------------------------------------------------------------------
+# Risk cases (§4)
+# --------------------------------------------------------------------------
+
+
+class RiskCaseCreate(ApiCreate):
+    """A risk identified about a customer or a contract (§4 identify)."""
+
+    subject_type: RiskSubjectType
+    subject_id: UUID
+    category: RiskCategory
+    description: str
+
+
+class RiskAssessmentCreate(ApiCreate):
+    """Indicator scores 0-100, higher is riskier; the level follows the documented rule (§4 assess)."""
+
+    indicator_scores: dict[str, int] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
+    reason: str | None = None
+
+
+class RiskResponseCreate(ApiCreate):
+    """avoid, reduce, transfer or accept (low risk only), with measures and the reason (§4 respond)."""
+
+    response: RiskResponse
+    measures: list[str]
+    reason: Reason
+
+
+class RiskReadingCreate(ApiCreate):
+    """A monitoring reading against its threshold (§4 monitor); a crossing raises a warning."""
+
+    indicator: str
+    value: Number
+    threshold: Number
+    direction: ReadingDirection
+
+
+class RiskDisposalCreate(ApiCreate):
+    """Disposal (§4): actions taken and findings."""
+
+    actions: list[str]
+    findings: str
+
+
+class RiskCasePublic(PublicModel):
+    """A risk case's current state, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    subject_type: str
+    subject_id: UUID
+    customer_id: UUID
+    category: str
+    status: str
+    level: str | None = None
+    response: str | None = None
+    blocks_business: bool = Field(description="open with response avoid: no business with the customer (§4)")
+    warnings: int
+    last_readings: dict[str, bool] = Field(description="indicator -> whether its latest reading is beyond threshold")
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+# --------------------------------------------------------------------------
+# Team, appraisal and targets (§1, §3)
+# --------------------------------------------------------------------------
+
+
+class StaffCreate(ApiCreate):
+    """A member joining the acquisition team (§3 roles)."""
+
+    staff_code: str = Field(pattern=r"^[^/\x00]+$", max_length=64, examples=["mgr-li"],
+                            description="the id the person acts under (X-Actor-Id)")
+    display_name: str
+    role: StaffRole
+    branch: str
+    team: str = ""
+
+
+class TrainingCreate(ApiCreate):
+    """Internal or external training: topic and hours (§3 training)."""
+
+    kind: TrainingKind
+    topic: str
+    hours: Annotated[Number, Field(examples=["7.5"])]
+
+
+class AwardCreate(ApiCreate):
+    """Bonus (amount and currency required), certificate, promotion or special award (§3 rewards)."""
+
+    kind: AwardKind
+    reason: Reason
+    amount: Money | None = None
+    currency: str | None = None
+
+
+class AppraisalIndicatorCreate(ApiCreate):
+    """One weighted indicator of an appraisal scheme."""
+
+    indicator: Indicator
+    group: IndicatorGroup
+    weight: Annotated[Number, Field(description="percent; a scheme's weights sum to 100")]
+
+
+class AppraisalSchemeCreate(ApiCreate):
+    """A year's appraisal scheme (§3 appraisal)."""
+
+    year: Year
+    indicators: list[AppraisalIndicatorCreate]
+
+
+class AppraisalSchemeRevisionCreate(ApiCreate):
+    """The scheme's indicators replaced, with the reason."""
+
+    indicators: list[AppraisalIndicatorCreate]
+    reason: Reason
+
+
+class TargetCreate(ApiCreate):
+    """One indicator's target for one organisation unit and year, with checkpoints (§1)."""
+
+    year: Year
+    unit_type: UnitType
+    unit_id: str
+    indicator: Indicator
+    annual: Number
+    checkpoints: dict[str, Number] | None = Field(
+        default=None, examples=[{"2025-Q1": "20", "2025-H1": "45"}], description="YYYY-MM, YYYY-Qn or YYYY-Hn")
+
+
+class TargetRevisionCreate(ApiCreate):
+    """New target values, with the reason."""
+
+    annual: Number
+    checkpoints: dict[str, Number] | None = None
+    reason: Reason
+
+
+class StaffPublic(PublicModel):
+    """A team member's current state, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    staff_code: str
+    role: str
+    branch: str
+    team: str
+    active: bool
+    training_hours: Decimal
+    awards: int
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+class AppraisalIndicatorPublic(PublicModel):
+    indicator: str
+    group: str
+    weight: Decimal
+
+
+class AppraisalSchemePublic(PublicModel):
+    """A year's appraisal scheme, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    year: str
+    indicators: list[AppraisalIndicatorPublic]
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+class TargetPublic(PublicModel):
+    """A target's current values, rebuilt from its events."""
+
+    id: UUID
+    version: int
+    year: str
+    unit_type: str
+    unit_id: str
+    indicator: str
+    annual: Decimal
+    checkpoints: dict[str, Decimal]
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+# --------------------------------------------------------------------------
+# Read-model listings and reports
+# --------------------------------------------------------------------------
+
+
+class RecordSummaryPublic(PublicModel):
+    """One visit, proposal, contract or risk case row of the pipeline read model."""
+
+    id: UUID = Field(validation_alias="aggregate_id")
+    customer_id: UUID
+    status: str
+    stage_entered_at: UtcDatetime = Field(description="business time it entered its status")
+    created_by: str
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+    detail: str = Field(description="visit purpose, products, or risk description")
+    scheduled_at: UtcDatetime | None = Field(default=None, description="visits")
+    kind: str | None = Field(default=None, description="visit kind, or risk category")
+    level: str | None = Field(default=None, description="risk cases")
+    response: str | None = Field(default=None, description="risk cases")
+    warnings: int = Field(default=0, description="risk cases: early warnings raised")
+
+
+class RecordsPublic(PublicModel):
+    """A page of rows; ``position`` is the event log position the read model reflects."""
+
+    data: list[RecordSummaryPublic]
+    limit: int
+    offset: int
+    position: int
+
+
+class HealthPublic(PublicModel):
+    """Liveness and the event log's newest position."""
+
+    status: str
+    position: int
