@@ -6,6 +6,7 @@ variable               meaning
 TUOHU_DATA_DIR         folder of the embedded SQLite files (default ``./var``)
 TUOHU_DATABASE_URL     ``postgresql://user:pass@host:port/db``: use PostgreSQL
 TUOHU_DATABASE_SCHEMA  PostgreSQL schema for events and read models (``public``)
+TUOHU_CONSISTENCY_TIMEOUT  seconds a query with ``consistent_with`` waits (5)
 =====================  ==========================================================
 """
 
@@ -26,6 +27,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None
     database_schema: str = "public"
+    consistency_timeout: float = 5.0
 
     @field_validator("database_url")
     @classmethod

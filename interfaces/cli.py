@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -75,6 +76,9 @@ def import_bank_marketing(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    projections: Annotated[bool, typer.Option(
+        "--projections/--no-projections",
+        help="Keep the read models up to date in this process (off: run `tuohu projections run` workers)")] = True,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) over the data directory or database."""
     import uvicorn
@@ -82,28 +86,201 @@ def serve(
     from application import Settings
     from interfaces.api import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port)
+    uvicorn.run(create_app(Settings(), run_projections=projections), host=host, port=port)
+
+
+def _json_default(value: object) -> object:
+    from datetime import datetime
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV")]
+AsXlsx = Annotated[Optional[Path], typer.Option("--xlsx", help="Write an XLSX workbook to this file")]
+
+
+def _emit(data: object, title: str, as_json: bool, as_csv: bool, xlsx: Path | None) -> None:
+    """Print ``data`` as JSON, CSV or a table, or write it as XLSX."""
+    from interfaces import reports
+
+    if as_json:
+        typer.echo(json.dumps(data, default=_json_default, ensure_ascii=False))
+    elif as_csv:
+        typer.echo(reports.to_csv(data), nl=False)
+    elif xlsx is not None:
+        xlsx.write_bytes(reports.to_xlsx(data, title))
+        console.print(f"wrote {xlsx}")
+    else:
+        rows = reports.tabulate(data)
+        table = Table(title=title)
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        Console().print(table)
+
+
+def _read_models():  # type: ignore[no-untyped-def]
+    """The read models, caught up to the newest event (exit 1 naming a stopped projection)."""
+    from projections import ProjectionFailed
+
+    _settings, _application, read_models = _services()
+    try:
+        read_models.catch_up()
+    except ProjectionFailed as failure:
+        console.print(f"[red]{failure}[/red]")
+        raise typer.Exit(1) from None
+    return read_models
+
+
+def _report(build: object) -> object:
+    from interfaces.reports import ReportError
+
+    try:
+        return build()  # type: ignore[operator]
+    except ReportError as exc:
+        console.print(f"[red]{exc.field}:[/red] {exc.reason}")
+        raise typer.Exit(2) from None
 
 
 @report_app.command("funnel")
 def report_funnel(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON object stage -> count")] = False,
+    by: Annotated[Optional[str], typer.Option(help="channel, segment, month or kind")] = None,
+    from_month: Annotated[Optional[str], typer.Option(help="first registration month YYYY-MM")] = None,
+    to_month: Annotated[Optional[str], typer.Option(help="last registration month YYYY-MM")] = None,
+    as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
-    """Customers that reached each acquisition stage (registered → account_opened)."""
-    _settings, _application, pipeline = _services()
-    pipeline.catch_up()
-    funnel = pipeline.funnel()
-    if as_json:
-        typer.echo(json.dumps(funnel))
+    """Customers that reached each acquisition stage (registered → account_opened), with conversion rates by group."""
+    from interfaces import reports
+
+    rm = _read_models()
+    data = _report(lambda: reports.funnel(rm, by, from_month, to_month))
+    if by is None and not (as_json or as_csv or xlsx):
+        table = Table(title="Acquisition funnel")
+        table.add_column("stage")
+        table.add_column("customers", justify="right")
+        table.add_column("of registered", justify="right")
+        registered = data["registered"] or 1  # type: ignore[index]
+        for stage, count in data.items():  # type: ignore[union-attr]
+            table.add_row(stage, f"{count:,}", f"{100 * count / registered:.1f}%")
+        Console().print(table)
         return
-    table = Table(title="Acquisition funnel")
-    table.add_column("stage")
-    table.add_column("customers", justify="right")
-    table.add_column("of registered", justify="right")
-    registered = funnel["registered"] or 1
-    for stage, count in funnel.items():
-        table.add_row(stage, f"{count:,}", f"{100 * count / registered:.1f}%")
-    Console().print(table)
+    _emit(data, "funnel", as_json, as_csv, xlsx)
+
+
+@report_app.command("customers")
+def report_customers(
+    q: Annotated[Optional[str], typer.Option(help="text search: name, account number, id")] = None,
+    stage: Optional[str] = None, manager: Optional[str] = None, branch: Optional[str] = None,
+    channel: Optional[str] = None, segment: Optional[str] = None, kind: Optional[str] = None,
+    key_customer: Annotated[Optional[bool], typer.Option("--key-customer/--not-key-customer")] = None,
+    risk_level: Optional[str] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100, offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
+) -> None:
+    """Customers with filters and text search, newest registration first."""
+    from interfaces import reports
+
+    rm = _read_models()
+    data = reports.customers(rm, q=q, limit=limit, offset=offset, stage=stage, manager_id=manager, branch=branch,
+                             channel=channel, segment=segment, kind=kind, is_key=key_customer, risk_level=risk_level)
+    _emit(data, "customers", as_json, as_csv, xlsx)
+
+
+@report_app.command("visits")
+def report_visits(
+    start: Annotated[datetime, typer.Option("--from", help="from (UTC), inclusive")],
+    end: Annotated[datetime, typer.Option("--to", help="to (UTC), exclusive")],
+    staff: Optional[str] = None,
+    as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
+) -> None:
+    """The visit calendar between two times."""
+    from interfaces import reports
+
+    rm = _read_models()
+    data = _report(lambda: reports.visit_calendar(rm, _aware(start), _aware(end), staff))
+    _emit(data, "visits", as_json, as_csv, xlsx)
+
+
+@report_app.command("overdue-follow-ups")
+def report_overdue(as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
+    """Follow-up visits past their time and not yet conducted."""
+    from interfaces import reports
+
+    _emit(reports.overdue_follow_ups(_read_models()), "overdue follow-ups", as_json, as_csv, xlsx)
+
+
+@report_app.command("proposals")
+def report_proposals(status: Optional[str] = None, as_json: AsJson = False, as_csv: AsCsv = False,
+                     xlsx: AsXlsx = None) -> None:
+    """Proposals by status with days in stage."""
+    from interfaces import reports
+
+    _emit(reports.work_pipeline(_read_models(), "proposal", status), "proposals", as_json, as_csv, xlsx)
+
+
+@report_app.command("contracts")
+def report_contracts(status: Optional[str] = None, as_json: AsJson = False, as_csv: AsCsv = False,
+                     xlsx: AsXlsx = None) -> None:
+    """Contracts by status with days in stage."""
+    from interfaces import reports
+
+    _emit(reports.work_pipeline(_read_models(), "contract", status), "contracts", as_json, as_csv, xlsx)
+
+
+@report_app.command("risk-register")
+def report_risk_register(as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
+    """Open risk cases by level and open warnings."""
+    from interfaces import reports
+
+    _emit(reports.risk_register(_read_models()), "risk register", as_json, as_csv, xlsx)
+
+
+@report_app.command("evaluation")
+def report_evaluation(
+    period: Annotated[str, typer.Option(help="2009-05, 2009-Q3, 2009-H1 or 2009")],
+    unit_type: Annotated[str, typer.Option(help="bank, branch, team or person")] = "bank",
+    unit_id: Annotated[str, typer.Option(help="the unit's id (bank for the bank)")] = "bank",
+    as_of: Annotated[Optional[datetime], typer.Option(
+        "--as-of", help="build from the events recorded up to this time (UTC): what tuohu knew then")] = None,
+    effective_as_of: Annotated[Optional[datetime], typer.Option(
+        "--effective-as-of", help="build from the events that occurred up to this business time (UTC)")] = None,
+    as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
+) -> None:
+    """The period's evaluation against targets (measures §5), live or as of a past moment."""
+    from interfaces import reports
+
+    rm = _read_models()
+    data = _report(lambda: reports.evaluation(rm, period, unit_type, unit_id,
+                                              as_of=_aware(as_of) if as_of else None,
+                                              effective_as_of=_aware(effective_as_of) if effective_as_of else None))
+    _emit(data, f"evaluation {period}", as_json, as_csv, xlsx)
+
+
+@report_app.command("staff-performance")
+def report_staff_performance(
+    period: Annotated[str, typer.Option(help="2009-05, 2009-Q3, 2009-H1 or 2009")],
+    as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
+) -> None:
+    """Each person's weighted composite score and rank (measures §3 appraisal)."""
+    from interfaces import reports
+
+    rm = _read_models()
+    _emit(_report(lambda: reports.staff_performance(rm, period)), f"staff {period}", as_json, as_csv, xlsx)
+
+
+def _aware(value: datetime) -> datetime:
+    """Typer parses times without a zone: they are UTC."""
+    from datetime import timezone
+
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 @projections_app.command("status")

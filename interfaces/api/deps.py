@@ -37,11 +37,36 @@ def get_application(request: Request) -> TuohuApplication:
     return application
 
 
-def get_read_models(request: Request) -> ReadModels:
-    """The read models the lifespan built."""
+class ReadModelBehind(Exception):
+    """The read models did not reach the asked position in time (answered 503 with ``Retry-After``)."""
+
+    def __init__(self, position: int, reached: dict[str, int], timeout: float, stopped: list[str]) -> None:
+        behind = ", ".join(f"{name} at {pos}" for name, pos in reached.items() if pos < position)
+        detail = f"the read models have not reached position {position} within {timeout:g} s ({behind})"
+        if stopped:
+            detail += f"; stopped: {'; '.join(stopped)}"
+        super().__init__(detail)
+        self.detail = detail
+        self.code = "read_model_stopped" if stopped else "read_model_behind"
+
+
+def get_read_models(
+    request: Request,
+    consistent_with: Annotated[int | None, Query(
+        ge=0, le=2**62, description="a position from a command's response: wait (up to the consistency "
+        "timeout, 5 s by default) until the read models include it; 503 with Retry-After if they do not")] = None,
+) -> ReadModels:
+    """The read models the lifespan built, once they include ``consistent_with`` (read-your-writes)."""
     read_models = getattr(request.app.state, "read_models", None)
     if read_models is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
+    if consistent_with is not None:
+        timeout = request.app.state.consistency_timeout
+        if not read_models.wait_for(consistent_with, timeout):
+            status = read_models.status()
+            raise ReadModelBehind(consistent_with, {r["projection"]: r["position"] for r in status}, timeout,
+                                  [f"{r['projection']} at event {r['error_position']}: {r['error']}"
+                                   for r in status if r["error"]])
     return read_models
 
 
@@ -121,13 +146,8 @@ CreatedBy = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$", d
 
 
 def pipeline_caught_up(read_models: ReadModels) -> int:
-    """Apply every recorded event to the pipeline read model; its position (a log notification id).
-
-    Only the pipeline projection is caught up: a stopped projection elsewhere does
-    not hold up these answers. Raises :class:`projections.ProjectionFailed`.
-    """
-    name = PipelineProjection.name
-    return read_models.runner.catch_up(names=[name])[name]
+    """The pipeline read model's position: the log position its answers include."""
+    return read_models.store.position(PipelineProjection.name)
 
 
 def records_page(read_models: ReadModels, aggregate_type: str, *, customer_id: UUID | None, status: str | None,

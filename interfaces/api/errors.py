@@ -88,6 +88,12 @@ def projection_failed(_: Request, error: ProjectionFailed) -> JSONResponse:
     })
 
 
+def read_model_behind(_: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, headers={"Retry-After": "1"},
+                        content={"code": getattr(error, "code", "read_model_behind"),
+                                 "detail": getattr(error, "detail", str(error))})
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers (the most specific error class wins)."""
     app.add_exception_handler(RequestValidationError, request_invalid)  # type: ignore[arg-type]
@@ -97,3 +103,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ConcurrentUpdate, concurrent_update)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(ProjectionFailed, projection_failed)  # type: ignore[arg-type]
+    from interfaces.api.deps import ReadModelBehind
+
+    app.add_exception_handler(ReadModelBehind, read_model_behind)  # type: ignore[arg-type]

@@ -59,23 +59,30 @@ class ReadModelFollower:
             logger.warning("read model follower still busy after %.0f s; leaving it to exit with the process", timeout)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The tuohu API. ``settings`` default to ``Settings()`` (``TUOHU_*`` variables), read at startup."""
+def create_app(settings: Settings | None = None, *, run_projections: bool = True) -> FastAPI:
+    """The tuohu API. ``settings`` default to ``Settings()`` (``TUOHU_*`` variables), read at startup.
+
+    With ``run_projections`` (the default) the read models are kept up to date by a
+    thread in this process; without it, separate workers (``tuohu projections run``) do it.
+    """
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         config = settings or Settings()
         application = bootstrap(config)
         read_models = build_read_models(application, config)
-        follower = ReadModelFollower(read_models)
+        follower = ReadModelFollower(read_models) if run_projections else None
         api.state.application = application
         api.state.read_models = read_models
         api.state.read_model_follower = follower
-        follower.start()
+        api.state.consistency_timeout = config.consistency_timeout
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
-            follower.stop()
+            if follower is not None:
+                follower.stop()
             read_models.close()
             application.close()
 

@@ -46,10 +46,16 @@ def command(client: TestClient, path: str, actor: dict[str, str], body: Any = No
             **headers: str) -> dict[str, Any]:
     response = client.post(path, json=body, headers={**actor, **headers})
     assert response.status_code == status, response.text
+    if response.status_code < 300:
+        client.last_position = max(getattr(client, "last_position", 0), response.json()["position"])
     return response.json()
 
 
 def get(client: TestClient, path: str, *, status: int = 200) -> Any:
+    """GET, reading your own writes: ``consistent_with`` the last command's position."""
+    position = getattr(client, "last_position", None)
+    if position is not None:
+        path = f"{path}{'&' if '?' in path else '?'}consistent_with={position}"
     response = client.get(path)
     assert response.status_code == status, response.text
     return response.json()
@@ -797,11 +803,30 @@ def test_the_follower_logs_a_stopped_projection_and_keeps_running(client: TestCl
     assert any("stopped at position 7" in record.getMessage() for record in caplog.records)
 
 
-def test_a_list_answers_503_while_the_read_model_is_stopped(client: TestClient, monkeypatch) -> None:
+def test_a_read_after_a_write_answers_503_with_retry_after_while_the_read_model_is_stopped(
+        client: TestClient, monkeypatch) -> None:
     stop_the_pipeline(client, monkeypatch)
+    read_models = client.app.state.read_models
+    client.app.state.consistency_timeout = 0.2
+    register(client)
+    position = client.last_position
+    read_models.runner._record_error("pipeline", read_models.store.active_generation("pipeline"), position,
+                                     "LookupError: no row")
 
-    assert get(client, "/customers", status=503)["code"] == "read_model_stopped"
-    assert get(client, "/reports/funnel", status=503)["code"] == "read_model_stopped"
+    for path in ("/customers", "/reports/funnel"):
+        response = client.get(path, params={"consistent_with": position})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["code"] == "read_model_stopped"
+        assert "LookupError: no row" in response.json()["detail"]
+
+
+def test_a_read_after_a_write_includes_the_write(client: TestClient) -> None:
+    for _ in range(3):
+        customer_id = register(client)
+        response = client.get("/customers", params={"consistent_with": client.last_position})
+        assert response.status_code == 200
+        assert customer_id in {row["id"] for row in response.json()["data"]}
 
 
 def test_the_follower_stops_on_shutdown(tmp_path) -> None:

@@ -1,0 +1,217 @@
+"""The reports, built once for both the HTTP routes and the ``tuohu report`` commands.
+
+Each builder returns plain data: a list of row dicts (``rows``) or a nested
+dict, from the read models only. :func:`tabulate` flattens any of them into
+rows for CSV and XLSX output. Times are UTC; money is ``Decimal`` in the
+reported currency; percentages are numbers from 0 to 100.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterator
+
+from projections import ReadModels, queries
+from projections.framework import Tables
+
+
+class ReportError(ValueError):
+    """A report parameter is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+def customers(rm: ReadModels, *, q: str | None = None, limit: int = 100, offset: int = 0,
+              **filters: Any) -> list[dict[str, Any]]:
+    """Customers by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``."""
+    with rm.reading() as (conn, t):
+        return queries.customers(conn, t, q=q, limit=limit, offset=offset, **filters)
+
+
+def visit_calendar(rm: ReadModels, start: datetime, end: datetime, staff: str | None = None) -> list[dict[str, Any]]:
+    """Visits scheduled in ``[start, end)`` (UTC), not cancelled, in time order."""
+    if end <= start:
+        raise ReportError("to", "must be after from")
+    with rm.reading() as (conn, t):
+        return queries.visit_calendar(conn, t, start, end, staff=staff)
+
+
+def overdue_follow_ups(rm: ReadModels) -> list[dict[str, Any]]:
+    """Follow-up visits past their time and still not conducted (measures §2.5)."""
+    with rm.reading() as (conn, t):
+        return queries.overdue_follow_ups(conn, t)
+
+
+def work_pipeline(rm: ReadModels, aggregate_type: str, status: str | None = None) -> dict[str, Any]:
+    """Proposals or contracts: per status counts and longest wait, and each item with days in stage."""
+    with rm.reading() as (conn, t):
+        return {"summary": queries.pipeline_summary(conn, t, aggregate_type),
+                "items": queries.work_in_stage(conn, t, aggregate_type, status=status)}
+
+
+def risk_register(rm: ReadModels) -> dict[str, Any]:
+    """Open risk cases by level, open warnings, and the cases (measures §4)."""
+    with rm.reading() as (conn, t):
+        return queries.risk_register(conn, t)
+
+
+def funnel(rm: ReadModels, by: str | None = None, month_from: str | None = None,
+           month_to: str | None = None) -> Any:
+    """The funnel: totals, or per channel / segment / month / kind with conversion rates."""
+    with rm.reading() as (conn, t):
+        if by is None:
+            return queries.funnel(conn, t)
+        try:
+            return queries.funnel_by(conn, t, by, month_from, month_to)
+        except ValueError as exc:
+            raise ReportError("by", str(exc)) from None
+
+
+@contextmanager
+def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
+                       effective_as_of: datetime | None) -> Iterator[tuple[Any, Tables, Tables]]:
+    """The evaluation and team tables: live, or scratch ones built from the events up to a moment."""
+    if as_of is not None and effective_as_of is not None:
+        raise ReportError("as_of", "give either as-of (recorded time) or effective-as-of (business time), not both")
+    cut = as_of or effective_as_of
+    if cut is None:
+        with rm.engine.connect() as conn:
+            yield conn, rm.store.tables("evaluation"), rm.store.tables("team")
+        return
+    if cut.tzinfo is None:
+        raise ReportError("as_of", "must carry a timezone (e.g. 2009-10-01T00:00:00Z)")
+    if as_of is not None:
+        def keep(event: Any) -> bool:
+            return event.timestamp <= cut
+    else:
+        def keep(event: Any) -> bool:
+            return getattr(event, "occurred_at", event.timestamp) <= cut
+    targets = {name: rm.store.new_generation(name) for name in ("evaluation", "team")}
+    try:
+        rm.runner.fill_many(targets, keep=keep)
+        with rm.engine.connect() as conn:
+            yield conn, rm.store.tables("evaluation", targets["evaluation"]), rm.store.tables("team", targets["team"])
+    finally:
+        for name, generation in targets.items():
+            rm.store.drop_generation(name, generation)
+
+
+def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: str = "bank", *,
+               as_of: datetime | None = None, effective_as_of: datetime | None = None) -> dict[str, Any]:
+    """The evaluation of one period and organisation unit against its targets (measures §5).
+
+    ``as_of`` rebuilds from the events recorded up to that time (what tuohu knew
+    then); ``effective_as_of`` from the events that occurred (business time) up to
+    it. Both use scratch tables and leave the live ones untouched.
+    """
+    from projections import evaluation as ev
+
+    try:
+        ev.parse_period(period)
+    except ValueError as exc:
+        raise ReportError("period", str(exc)) from None
+    with _evaluation_tables(rm, as_of, effective_as_of) as (conn, eval_tables, team_tables):
+        try:
+            report = ev.evaluation(conn, eval_tables, team_tables, period, unit_type, unit_id)
+        except ValueError as exc:
+            raise ReportError("unit", str(exc)) from None
+    report["as_of"] = as_of
+    report["effective_as_of"] = effective_as_of
+    return report
+
+
+def staff_performance(rm: ReadModels, period: str) -> list[dict[str, Any]]:
+    """Each person's weighted composite score and rank for the period (measures §3 appraisal)."""
+    from projections import evaluation as ev
+
+    try:
+        ev.parse_period(period)
+    except ValueError as exc:
+        raise ReportError("period", str(exc)) from None
+    with rm.engine.connect() as conn:
+        return ev.staff_performance(conn, rm.store.tables("evaluation"), rm.store.tables("team"), period)
+
+
+# ---------------------------------------------------------------------- output
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return value
+
+
+def tabulate(data: Any) -> list[dict[str, Any]]:
+    """Flatten a report into rows of scalars (nested dicts become ``a.b`` columns;
+    a report with ``items``/``cases``/``indicators`` becomes one row per item)."""
+    if isinstance(data, dict):
+        for key in ("items", "cases"):
+            if isinstance(data.get(key), list):
+                return tabulate(data[key])
+        if isinstance(data.get("indicators"), dict):
+            return [{"indicator": name, **_flat(values)} for name, values in data["indicators"].items()]
+        if all(not isinstance(v, (dict, list)) for v in data.values()):
+            return [{"name": k, "value": _scalar(v)} for k, v in data.items()]
+        return [_flat(data)]
+    return [_flat(row) if isinstance(row, dict) else {"value": _scalar(row)} for row in data]
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}."))
+        elif isinstance(value, list):
+            out[name] = "; ".join(str(_scalar(v)) for v in value)
+        else:
+            out[name] = _scalar(value)
+    return out
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    return columns
+
+
+def to_csv(data: Any) -> str:
+    """The report as CSV text (UTF-8, header row, ``,``-separated)."""
+    rows = tabulate(data)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(rows), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def to_xlsx(data: Any, title: str) -> bytes:
+    """The report as an XLSX workbook (one sheet named ``title``), via openpyxl."""
+    from openpyxl import Workbook
+
+    rows = tabulate(data)
+    columns = _columns(rows)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = title[:31]
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([_xlsx_value(row.get(c)) for c in columns])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _xlsx_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
