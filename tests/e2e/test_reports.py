@@ -1,0 +1,155 @@
+"""Report routes and report commands over a small, hand-built history.
+
+The expected figures follow from the commands issued here, counted by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from application import Settings, bootstrap
+from domain.base import Context
+from interfaces.api import create_app
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
+
+
+def _ctx(actor: str, role: str, when: datetime = T0) -> Context:
+    return Context(actor, role, occurred_at=when)
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> dict:
+    """Three customers: one won (account opened), one qualified and visited, one only registered;
+    a follow-up visit left overdue; an open high risk case with one warning."""
+    settings = Settings(data_dir=tmp_path / "var")
+    app = bootstrap(settings)
+    m, rv, pm, head, ops, risk = (("mgr-li", "customer_manager"), ("rev-wang", "reviewer"),
+                                  ("pm-zhou", "product_manager"), ("head-zhao", "branch_head"),
+                                  ("ops-sun", "operations"), ("risk-qian", "risk_officer"))
+    ids = {}
+    for name, channel, kind in (("won", "branch", "corporate"), ("visited", "online", "retail"),
+                                ("new", "online", "retail")):
+        ids[name] = app.register_customer(_ctx(*m), kind=kind, acquisition_channel=channel, source_detail="d",
+                                          segment="sme" if kind == "corporate" else "mass", manager_id="mgr-li",
+                                          branch="BJ-01", display_name=f"Customer {name.title()}").aggregate_id
+    for name in ("won", "visited"):
+        app.record_facts(_ctx(*m), ids[name], group="basic", facts={"age": 40, "job": "management"})
+        app.record_credit_standing(_ctx(*m), ids[name], source="credit_bureau", result="no_default")
+        app.screen_customer(_ctx(*m), ids[name])
+        app.review_customer(_ctx(*rv), ids[name], decision="qualified", reason="documents verified")
+        visit = app.plan_visit(_ctx(*m), customer_id=ids[name], purpose="intro", scheduled_at=T0, staff=["mgr-li"],
+                               method="in_person", kind="acquisition").aggregate_id
+        app.conduct_visit(_ctx(*m), visit, outcome="interested")
+    proposal = app.draft_proposal(_ctx(*m), customer_id=ids["won"], products=["payroll"], pricing_terms={"fee": "0"},
+                                  rights_and_obligations="standard").aggregate_id
+    app.submit_proposal(_ctx(*m), proposal)
+    app.approve_proposal(_ctx(*pm), proposal)
+    app.present_proposal(_ctx(*m), proposal)
+    app.accept_proposal(_ctx(*m), proposal)
+    contract = app.draft_contract(_ctx(*m), proposal_id=proposal).aggregate_id
+    app.review_contract_clauses(_ctx(*rv), contract, findings=[])
+    app.approve_contract(_ctx(*head), contract)
+    app.sign_contract(_ctx(*head), contract, customer_signatory="CFO")
+    app.apply_for_account(_ctx(*m), ids["won"], account_type="corporate_current", documents=["licence"])
+    app.review_documents(_ctx(*ops), ids["won"], accepted=True)
+    app.open_account(_ctx(*ops), ids["won"], account_number="6222-0001")
+    overdue = app.plan_visit(_ctx(*m), customer_id=ids["won"], purpose="return visit",
+                             scheduled_at=datetime.now(timezone.utc) - timedelta(days=3, hours=1),
+                             staff=["mgr-li"], method="phone", kind="follow_up").aggregate_id
+    case = app.identify_risk(_ctx(*risk), subject_type="customer", subject_id=ids["visited"], category="credit",
+                             description="overdue loan elsewhere").aggregate_id
+    app.assess_risk(_ctx(*risk), case, indicator_scores={"overdue_days": 85})
+    app.decide_risk_response(_ctx(*risk), case, response="reduce", measures=["monthly review"], reason="r")
+    app.record_risk_reading(_ctx(*risk), case, indicator="overdue_days", value=Decimal(95), threshold=Decimal(90),
+                            direction="above")
+    position = app.position()
+    app.close()
+    with TestClient(create_app(settings)) as client:
+        yield {"client": client, "ids": ids, "overdue": overdue, "case": case, "position": position,
+               "proposal": proposal, "contract": contract}
+
+
+def report(history: dict, path: str, **params) -> object:
+    params["consistent_with"] = history["position"]
+    response = history["client"].get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_funnel_counts_each_stage_once_per_customer(history: dict) -> None:
+    assert report(history, "/reports/funnel") == {"registered": 3, "screened": 2, "qualified": 2, "visited": 2,
+                                                 "proposed": 1, "contracted": 1, "account_opened": 1}
+
+
+def test_funnel_by_channel_gives_conversion_rates(history: dict) -> None:
+    rows = {r["channel"]: r for r in report(history, "/reports/funnel", by="channel")}
+    assert rows["online"]["registered"] == 2 and rows["online"]["qualified"] == 1
+    assert rows["online"]["conversion_pct"]["screened_to_qualified"] == 100.0
+    assert rows["online"]["conversion_pct"]["overall"] == 0.0
+    assert rows["branch"]["conversion_pct"]["overall"] == 100.0
+
+
+def test_customers_report_filters_and_searches(history: dict) -> None:
+    ids = {name: str(value) for name, value in history["ids"].items()}
+    assert {r["customer_id"] for r in report(history, "/reports/customers", channel="online")} == {ids["visited"], ids["new"]}
+    assert [r["customer_id"] for r in report(history, "/reports/customers", q="customer won")] == [ids["won"]]
+    assert [r["customer_id"] for r in report(history, "/reports/customers", q="6222-0001")] == [ids["won"]]
+    assert [r["customer_id"] for r in report(history, "/reports/customers", risk_level="high")] == [ids["visited"]]
+    assert [r["customer_id"] for r in report(history, "/reports/customers", stage="account_opened")] == [ids["won"]]
+
+
+def test_overdue_follow_ups_list_the_past_planned_return_visit(history: dict) -> None:
+    rows = report(history, "/reports/visits/overdue-follow-ups")
+    assert [(r["aggregate_id"], r["days_overdue"]) for r in rows] == [(str(history["overdue"]), 3)]
+
+
+def test_visit_calendar_returns_visits_in_the_window(history: dict) -> None:
+    rows = report(history, "/reports/visits/calendar", **{"from": "2025-03-03T00:00:00Z", "to": "2025-03-04T00:00:00Z"})
+    assert len(rows) == 2 and all(r["kind"] == "acquisition" for r in rows)
+
+
+def test_contract_pipeline_shows_days_in_stage(history: dict) -> None:
+    data = report(history, "/reports/contracts")
+    [item] = data["items"]
+    assert item["status"] == "signed"
+    assert item["days_in_stage"] == (datetime.now(timezone.utc) - T0).days
+    assert data["summary"] == [{"status": "signed", "count": 1, "longest_days": item["days_in_stage"]}]
+
+
+def test_risk_register_counts_open_cases_by_level_and_warnings(history: dict) -> None:
+    data = report(history, "/reports/risk-register")
+    assert data["open_by_level"] == {"high": 1, "medium": 0, "low": 0, "unassessed": 0}
+    assert data["open_warnings"] == 1
+
+
+def test_reports_come_as_csv_and_xlsx_with_the_same_rows(history: dict) -> None:
+    client = history["client"]
+    as_json = report(history, "/reports/customers")
+    response = client.get("/reports/customers", params={"format": "csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["customer_id"] for r in rows] == [r["customer_id"] for r in as_json]
+    response = client.get("/reports/customers", params={"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    header = [c.value for c in sheet[1]]
+    column = header.index("customer_id")
+    assert [row[column].value for row in sheet.iter_rows(min_row=2)] == [r["customer_id"] for r in as_json]
+
+
+def test_a_bad_report_parameter_names_the_field(history: dict) -> None:
+    response = history["client"].get("/reports/evaluation", params={"period": "2025-Q5"})
+    assert response.status_code == 422
+    assert "period" in response.text
+    response = history["client"].get("/reports/visits/calendar",
+                                     params={"from": "2025-03-04T00:00:00Z", "to": "2025-03-03T00:00:00Z"})
+    assert response.status_code == 422
+    assert "to" in response.text
