@@ -35,6 +35,7 @@ class ReadModels:
     """The query side: the store, the runner, and the queries over the active tables."""
 
     def __init__(self, app: TuohuApplication, engine: Any) -> None:
+        self.app = app  # the runner reads its recorder: keep the application (and its pool) alive
         self.engine = engine
         self.store = ReadModelStore(engine, all_projections())
         self.runner = ProjectionRunner(app.recorder, app.mapper, self.store)

@@ -169,12 +169,14 @@ class Batch:
         """Append a row to an insert-only table."""
         self._added.setdefault(base, []).append(row)
 
-    def increment(self, base: str, key: tuple[Any, ...], column: str, by: Any) -> None:
-        """Add ``by`` to ``column`` of the row at composite ``key`` (created at zero)."""
+    def increment(self, base: str, key: Any, column: str, by: Any) -> None:
+        """Add ``by`` to ``column`` of the row at ``key`` (a tuple; created at zero)."""
+        if len(key) == 1:
+            key = key[0]
         row = self.get(base, key)
         if row is None:
             cols = self._pk(base)
-            row = {c.name: v for c, v in zip(cols, key)}
+            row = {c.name: v for c, v in zip(cols, key if isinstance(key, tuple) else (key,))}
             for c in getattr(self.tables, base).columns:
                 if c.name not in row:
                     row[c.name] = 0
