@@ -59,7 +59,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[tuple]:
-    """``(application, pipeline projection)`` over ``settings``; closed afterwards."""
+    """``(application, read models)`` over ``settings``; closed afterwards."""
     from application import bootstrap
     from projections import build_pipeline
 
