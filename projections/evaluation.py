@@ -94,6 +94,8 @@ unit with figures in the period.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 from dataclasses import dataclass
@@ -131,6 +133,12 @@ BANK: Unit = ("bank", "bank")
 def _money() -> Numeric[Decimal]:
     """Money and counters: ``Decimal`` with 4 decimal places."""
     return Numeric(24, 4)
+
+
+@functools.lru_cache(maxsize=4096)
+def _staff_key(staff_code: str) -> str:
+    """The eval_staff key (the Staff aggregate id as text) of a staff code."""
+    return str(staff_id(staff_code))
 
 
 def _month(value: datetime) -> str:
@@ -416,8 +424,14 @@ class EvaluationProjection(Projection):
             row = batch.get("eval_customers", customer_id)
             if row is not None:
                 managers.add(row["manager_id"])
-        batch.preload("eval_staff", staff_ids | {str(staff_id(m)) for m in managers})
+        batch.preload("eval_staff", staff_ids | {_staff_key(m) for m in managers})
         batch.preload("eval_portfolios", managers)
+        months = {_month(e.occurred_at) for e in events}
+        for customer_id in customer_ids:
+            row = batch.get("eval_customers", customer_id)
+            if row is not None:
+                months.add(row["registered_month"])
+        batch.preload_where("unit_month", "month", months)
 
     # ------------------------------------------------------------------ helpers
 
@@ -428,7 +442,7 @@ class EvaluationProjection(Projection):
         return row
 
     def _team_of(self, batch: Batch, manager_id: str) -> str:
-        staff = batch.get("eval_staff", str(staff_id(manager_id)))
+        staff = batch.get("eval_staff", _staff_key(manager_id))
         return staff["team"] if staff is not None and staff["active"] else ""
 
     def _units_now(self, batch: Batch, row: dict[str, Any]) -> list[Unit]:

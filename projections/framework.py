@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -120,6 +121,7 @@ class Batch:
         self._added: dict[str, list[dict[str, Any]]] = {}
         self._pk_cache: dict[str, list[Column[Any]]] = {}
         self._pk_names: dict[str, tuple[str, ...]] = {}
+        self._covered: dict[str, tuple[int, set[Any]]] = {}
 
     def _pk(self, base: str) -> list[Column[Any]]:
         cols = self._pk_cache.get(base)
@@ -139,6 +141,10 @@ class Batch:
         if key not in cache:
             table, cols = getattr(self.tables, base), self._pk(base)
             values = key if isinstance(key, tuple) else (key,)
+            covered = self._covered.get(base)
+            if covered is not None and values[covered[0]] in covered[1]:
+                cache[key] = None  # preload_where loaded every row with this value: there is none
+                return None
             row = self.conn.execute(
                 select(table).where(and_(*(c == v for c, v in zip(cols, values))))
             ).mappings().first()
@@ -157,6 +163,27 @@ class Batch:
             found = {r[col.name]: dict(r) for r in self.conn.execute(select(table).where(col.in_(chunk))).mappings()}
             for key in chunk:
                 cache[key] = found.get(key)
+
+    def preload_where(self, base: str, column: str, values: Iterable[Any]) -> None:
+        """Load every row whose key column ``column`` is one of ``values``; later misses
+        on those values are known to be absent, without a query."""
+        values = set(values)
+        index = [c.name for c in self._pk(base)].index(column)
+        covered = self._covered.get(base)
+        if covered is not None and covered[0] == index:
+            values -= covered[1]
+        if not values:
+            return
+        table, names = getattr(self.tables, base), [c.name for c in self._pk(base)]
+        cache = self._rows.setdefault(base, {})
+        for row in self.conn.execute(select(table).where(table.c[column].in_(sorted(values)))).mappings():
+            data = dict(row)
+            key = data[names[0]] if len(names) == 1 else tuple(data[n] for n in names)
+            cache.setdefault(key, data)
+        if covered is not None and covered[0] == index:
+            covered[1].update(values)
+        else:
+            self._covered[base] = (index, values)
 
     def put(self, base: str, row: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace ``row`` (it carries its primary key)."""
@@ -184,16 +211,41 @@ class Batch:
         self.put(base, row)
 
     def flush(self) -> None:
+        dialect = self.conn.dialect.name
         for base, rows in self._dirty.items():
             if not rows:
                 continue
             table, cols = getattr(self.tables, base), self._pk(base)
+            if dialect in ("sqlite", "postgresql"):
+                self.conn.execute(_upsert(table, dialect), list(rows.values()))
+                continue
             keys = [{f"k_{c.name}": r[c.name] for c in cols} for r in rows.values()]
             self.conn.execute(delete(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in cols))), keys)
             self.conn.execute(insert(table), list(rows.values()))
         for base, added in self._added.items():
             if added:
                 self.conn.execute(insert(getattr(self.tables, base)), added)
+
+
+_UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _upsert(table: Table, dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (primary key) DO UPDATE`` for ``table`` (cached per table)."""
+    per_table = _UPSERTS.setdefault(table, {})
+    found = per_table.get(dialect)
+    if found is None:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = dialect_insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+        found = (statement.on_conflict_do_update(index_elements=keys, set_=others) if others
+                 else statement.on_conflict_do_nothing(index_elements=keys))
+        per_table[dialect] = found
+    return found
 
 
 class Projection:

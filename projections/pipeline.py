@@ -125,6 +125,12 @@ class PipelineProjection(Projection):
                 ids.add(str(customer_id))
         batch.preload("customers", ids)
         batch.preload("records", ids)
+        months = {_utc(e.occurred_at).strftime("%Y-%m") for e in events if isinstance(e, Customer.Registered)}
+        for ident in ids:
+            row = batch.get("customers", ident)
+            if row is not None:
+                months.add(row["registered_month"])
+        batch.preload_where("funnel", "month", months)
 
     # ------------------------------------------------------------------ helpers
 
@@ -141,7 +147,7 @@ class PipelineProjection(Projection):
                             "customers", 1)
 
     def _touch(self, batch: Batch, row: dict[str, Any], event: Any, stage: str | None = None) -> None:
-        if event.originator_id == UUID(row["customer_id"]):
+        if type(event).TOPIC.startswith("tuohu:Customer."):
             row["version"] = event.originator_version
         row["updated_at"] = _utc(event.timestamp)
         if stage is not None and stage != row["stage"]:
