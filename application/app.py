@@ -10,21 +10,29 @@ Errors raised (besides the domain's own :class:`domain.DomainError`):
 - :class:`VersionMismatch` when ``expected_version`` no longer matches;
 - :class:`ConcurrentUpdate` when another writer saved first.
 
-A command whose ``Context.command_id`` was already applied has no second
-effect: the result of the first application is returned with ``replayed=True``.
+A command whose ``Context.command_id`` was already applied by the same actor
+has no second effect: the result of the first application is returned with
+``replayed=True``. The same id for another command, or for the same command
+with another request (``Context.request_hash``), raises
+:class:`domain.receipt.IdempotencyKeyReused`.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Callable, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Mapper, Transcoding
 
+from application import privacy
+from application.chain import AuditChain
+from application.identity import hash_token, new_token
 from domain import screening
 from domain.base import Context, DomainError, TuohuAggregate
 from domain.contract import Contract
@@ -33,6 +41,7 @@ from domain.proposal import Proposal
 from domain.receipt import CommandReceipt, receipt_id
 from domain.risk import RiskCase
 from domain.team import AppraisalScheme, Staff, Target, staff_id
+from domain.user import User, check_name, user_id
 from domain.visit import Visit
 
 A = TypeVar("A", bound=TuohuAggregate)
@@ -89,6 +98,26 @@ class CommandResult:
     replayed: bool = False
 
 
+_HANDED_OVER: ContextVar[dict[UUID, Any] | None] = ContextVar("tuohu_handed_over", default=None)
+
+
+def handover_scope() -> None:
+    """Start a hand-over scope in the current context (one API request): see :meth:`TuohuApplication.load`."""
+    _HANDED_OVER.set({})
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A user command's result and the user's new API token.
+
+    ``token`` is None when the command was a replay: a token is shown once, and only
+    its hash is kept; rotate the token if it was lost.
+    """
+
+    result: CommandResult
+    token: str | None
+
+
 class TuohuApplication(Application[UUID]):
     """Customer acquisition (measures §2, §4) as an event-sourced application."""
 
@@ -98,29 +127,67 @@ class TuohuApplication(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper, with customers' personal fields encrypted per customer (:mod:`application.privacy`)."""
+        return privacy.PersonalDataMapper.wrap(super().construct_mapper(), privacy.key_store_for(self.env, self.factory))
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        """An event store that writes new customers' keys before their events."""
+        self.mapper.recorder = self.recorder  # type: ignore[attr-defined]
+        return privacy.KeyedEventStore(mapper=self.mapper, recorder=self.recorder)
+
+    @cached_property
+    def chain(self) -> AuditChain:
+        """The audit hash chain over this application's stored events (:mod:`application.chain`)."""
+        return AuditChain(self)
+
+    def close(self) -> None:
+        if "chain" in self.__dict__:
+            self.chain.close()
+        super().close()
+        self.mapper.keys.close()  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------ plumbing
 
-    def load(self, cls: type[A], aggregate_id: UUID) -> A:
-        """The aggregate of type ``cls`` with this id. Raises :class:`NotFound`."""
-        try:
-            aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
+    def load(self, cls: type[A], aggregate_id: UUID, *, hand_over: bool = False) -> A:
+        """The aggregate of type ``cls`` with this id. Raises :class:`NotFound`.
+
+        Within a :func:`handover_scope` (one API request), an aggregate loaded with
+        ``hand_over=True`` (to decide whether the caller may act on it) is handed to
+        the next load of the same id (the use case) instead of being read and
+        rebuilt again. It may then be a moment older than the store; a command on it
+        that was overtaken fails at save with :class:`ConcurrentUpdate`, as ever.
+        """
+        handed = _HANDED_OVER.get()
+        aggregate = handed.pop(aggregate_id, None) if handed is not None and not hand_over else None
+        if aggregate is None:
+            try:
+                aggregate = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                raise NotFound(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
         if not isinstance(aggregate, cls):
             raise NotFound(f"no {cls.__name__.lower()} with id {aggregate_id}")
+        if hand_over and handed is not None:
+            handed[aggregate_id] = aggregate
         return aggregate
 
     def position(self) -> int:
         """The notification id of the newest event (0 when the log is empty)."""
         return self.recorder.max_notification_id() or 0
 
-    def _replayed(self, ctx: Context) -> CommandResult | None:
+    def _replayed(self, ctx: Context, command_name: str) -> CommandResult | None:
+        """The first result of a repeated client command id, or None for a new one.
+
+        Raises :class:`IdempotencyKeyReused` when the id was used for another
+        command or for the same command with another request.
+        """
         if not ctx.command_id:
             return None
         try:
-            receipt = self.repository.get(receipt_id(ctx.command_id))
+            receipt = self.repository.get(receipt_id(ctx.actor_id, ctx.command_id))
         except AggregateNotFoundError:
             return None
+        receipt.check_repeat(ctx, command_name)
         target = self.repository.get(receipt.aggregate_id)
         return CommandResult(receipt.aggregate_id, target.version, self.position(), replayed=True)
 
@@ -131,7 +198,7 @@ class TuohuApplication(Application[UUID]):
         try:
             recordings = self.save(*objs)
         except IntegrityError:
-            replay = self._replayed(ctx)
+            replay = self._replayed(ctx, command_name)
             if replay is not None:
                 return replay
             raise ConcurrentUpdate(
@@ -141,7 +208,7 @@ class TuohuApplication(Application[UUID]):
         return CommandResult(aggregates[0].id, aggregates[0].version, position)
 
     def _create(self, ctx: Context, command_name: str, make: Callable[[], A]) -> CommandResult:
-        replay = self._replayed(ctx)
+        replay = self._replayed(ctx, command_name)
         if replay is not None:
             return replay
         aggregate = make()
@@ -153,7 +220,7 @@ class TuohuApplication(Application[UUID]):
         self, ctx: Context, command_name: str, cls: type[A], aggregate_id: UUID,
         action: Callable[[A], Any], expected_version: int | None = None,
     ) -> CommandResult:
-        replay = self._replayed(ctx)
+        replay = self._replayed(ctx, command_name)
         if replay is not None:
             return replay
         aggregate = self.load(cls, aggregate_id)
@@ -175,10 +242,12 @@ class TuohuApplication(Application[UUID]):
                          lambda c: c.record_facts(ctx, group=group, facts=facts), expected_version)
 
     def record_credit_standing(self, ctx: Context, customer_id: UUID, *, source: str, result: str,
-                               rating: str | None = None, expected_version: int | None = None) -> CommandResult:
-        """Record credit standing (§2.2)."""
+                               rating: str | None = None, reason: str | None = None,
+                               expected_version: int | None = None) -> CommandResult:
+        """Record credit standing (§2.2), optionally with the reason."""
         return self._act(ctx, "record_credit_standing", Customer, customer_id,
-                         lambda c: c.record_credit_standing(ctx, source=source, result=result, rating=rating),
+                         lambda c: c.record_credit_standing(ctx, source=source, result=result, rating=rating,
+                                                            reason=reason),
                          expected_version)
 
     def screen_customer(self, ctx: Context, customer_id: UUID, *, expected_version: int | None = None) -> CommandResult:
@@ -258,7 +327,7 @@ class TuohuApplication(Application[UUID]):
 
     def plan_visit(self, ctx: Context, **fields: Any) -> CommandResult:
         """Plan a visit to an existing customer; fields as :meth:`Visit.plan`."""
-        self.load(Customer, fields["customer_id"])
+        self.load(Customer, fields["customer_id"]).check_processing_allowed("plan a visit")
         return self._create(ctx, "plan_visit", lambda: Visit.plan(ctx, **fields))
 
     def prepare_visit(self, ctx: Context, visit_id: UUID, *, background: str, materials: list[str],
@@ -275,6 +344,7 @@ class TuohuApplication(Application[UUID]):
 
         def run(visit: Visit) -> None:
             customer = self.load(Customer, visit.customer_id)
+            customer.check_processing_allowed("conduct a visit")
             visit.conduct(ctx, outcome=outcome, needs_learned=needs_learned, next_steps=next_steps,
                           duration_seconds=duration_seconds, customer_is_key=customer.is_key)
 
@@ -401,7 +471,7 @@ class TuohuApplication(Application[UUID]):
     def identify_risk(self, ctx: Context, *, subject_type: str, subject_id: UUID, category: str,
                       description: str, risk_case_id: UUID | None = None) -> CommandResult:
         """Open a risk case about a customer or a contract; the customer is linked in the same save."""
-        replay = self._replayed(ctx)
+        replay = self._replayed(ctx, "identify_risk")
         if replay is not None:
             return replay
         if subject_type == "contract":
@@ -443,7 +513,7 @@ class TuohuApplication(Application[UUID]):
     def close_risk(self, ctx: Context, risk_case_id: UUID, *, reason: str | None,
                    expected_version: int | None = None) -> CommandResult:
         """Close a disposed case; the customer's link is removed in the same save."""
-        replay = self._replayed(ctx)
+        replay = self._replayed(ctx, "close_risk")
         if replay is not None:
             return replay
         case = self.load(RiskCase, risk_case_id)
@@ -503,6 +573,33 @@ class TuohuApplication(Application[UUID]):
                          lambda t: t.revise(ctx, annual=annual, checkpoints=checkpoints, reason=reason),
                          expected_version)
 
+
+    # ------------------------------------------------------------------ users (who may call the API)
+
+    def add_user(self, ctx: Context, *, name: str, role: str, branch: str | None = None) -> IssuedToken:
+        """Add a user with a role (and branch) and issue their token. Raises :class:`AlreadyExists`."""
+        replay = self._replayed(ctx, "add_user")
+        if replay is not None:
+            return IssuedToken(replay, None)
+        if self.recorder.select_events(user_id(check_name(name)), limit=1):
+            raise AlreadyExists(f"a user named {name!r} already exists; names are never reused")
+        token = new_token(name)
+        result = self._save(ctx, "add_user", User.add(ctx, name=name, role=role, branch=branch,
+                                                      token_hash=hash_token(token)))
+        return IssuedToken(result, None if result.replayed else token)
+
+    def rotate_user_token(self, ctx: Context, name: str, *, expected_version: int | None = None) -> IssuedToken:
+        """Issue a new token for the user; the old one stops working."""
+        token = new_token(name)
+        result = self._act(ctx, "rotate_user_token", User, user_id(name),
+                           lambda u: u.rotate_token(ctx, token_hash=hash_token(token)), expected_version)
+        return IssuedToken(result, None if result.replayed else token)
+
+    def revoke_user(self, ctx: Context, name: str, *, reason: str | None,
+                    expected_version: int | None = None) -> CommandResult:
+        """Revoke the user, with the reason; their token stops working."""
+        return self._act(ctx, "revoke_user", User, user_id(name), lambda u: u.revoke(ctx, reason=reason),
+                         expected_version)
 
 def screening_inputs(customer: Customer) -> dict[str, Any]:
     """The screening model's inputs from the customer's recorded facts (§2.2 criteria)."""

@@ -7,6 +7,7 @@ TUOHU_DATA_DIR         folder of the embedded SQLite files (default ``./var``)
 TUOHU_DATABASE_URL     ``postgresql://user:pass@host:port/db``: use PostgreSQL
 TUOHU_DATABASE_SCHEMA  PostgreSQL schema for events and read models (``public``)
 TUOHU_CONSISTENCY_TIMEOUT  seconds a query with ``consistent_with`` waits (5)
+TUOHU_RETENTION_YEARS  years customer due-diligence records are kept after the relationship ends (10)
 =====================  ==========================================================
 """
 
@@ -14,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -28,12 +28,15 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_schema: str = "public"
     consistency_timeout: float = 5.0
+    retention_years: int = Field(default=10, ge=0, le=100)
 
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
         if not value:
             return None
+        from sqlalchemy.engine import make_url  # imported when used: the CLI's audit commands start faster
+
         url = make_url(value)
         if not url.drivername.startswith("postgresql"):
             raise ValueError(f"only postgresql:// URLs are supported, got {url.drivername}://")
@@ -46,6 +49,8 @@ class Settings(BaseSettings):
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` environment for the library's own recorders."""
         if self.database_url:
+            from sqlalchemy.engine import make_url
+
             url = make_url(self.database_url)
             env = {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -69,6 +74,8 @@ class Settings(BaseSettings):
     def read_model_url(self) -> str:
         """SQLAlchemy URL of the read-model database."""
         if self.database_url:
+            from sqlalchemy.engine import make_url
+
             url = make_url(self.database_url).set(drivername="postgresql+psycopg")
             return url.render_as_string(hide_password=False)
         self.data_dir.mkdir(parents=True, exist_ok=True)

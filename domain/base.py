@@ -101,6 +101,9 @@ class Context:
     - ``correlation_id``: ties together all events of one request or import run.
     - ``causation_id``: the event or command that caused this one, if any.
     - ``command_id``: the client's id for the command; a repeated id has no second effect.
+    - ``request_hash``: a digest of the request that carried the command (for the HTTP API,
+      method, path and body); a repeated ``command_id`` with another digest is refused.
+      It is kept on the command's receipt, not on its events.
 
     Raises :class:`InvalidValue` for an empty actor or a naive ``occurred_at``.
     """
@@ -112,6 +115,7 @@ class Context:
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     causation_id: str | None = None
     command_id: str | None = None
+    request_hash: str | None = None
 
     def __post_init__(self) -> None:
         if not self.actor_id or not self.actor_id.strip():

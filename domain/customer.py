@@ -13,6 +13,7 @@ Monetary amounts are ``decimal.Decimal`` in major units of ``currency`` (ISO 421
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,6 +28,7 @@ from domain.base import (
     require_choice,
     require_reason,
     require_text,
+    utcnow,
 )
 
 KINDS = ("corporate", "retail")
@@ -54,10 +56,46 @@ class ReviewerIsCustomerManager(MakerCheckerViolation):
     code = "reviewer_is_customer_manager"
 
 
+class ReviewerIsRegistrar(MakerCheckerViolation):
+    """The manual screening review was attempted by the person who registered the customer (measures §2.2)."""
+
+    code = "reviewer_is_registrar"
+
+
 class CustomerNotScreened(DomainError):
     """A manual review needs the automated screening first (measures §2.2, steps in order)."""
 
     code = "customer_not_screened"
+
+
+class ProcessingIsRestricted(DomainError):
+    """The person's data may only be kept, not processed, while restricted (PIPL Art. 44, GDPR Art. 18)."""
+
+    code = "processing_restricted"
+
+
+class PersonalDataWasErased(DomainError):
+    """The person's data were erased; nothing more may be recorded about them (PIPL Art. 47, GDPR Art. 17)."""
+
+    code = "personal_data_erased"
+
+
+class RetentionPeriodNotOver(DomainError):
+    """Erasure before the retention period ended, by someone who is not a compliance auditor."""
+
+    code = "retention_period_not_over"
+
+
+#: Who may erase a person's data before the retention period has ended.
+EARLY_ERASURE_ROLE = "compliance_auditor"
+
+
+def add_years(moment: datetime, years: int) -> datetime:
+    """``moment`` plus whole calendar years (29 February becomes 28 February)."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
 
 
 class Customer(TuohuAggregate):
@@ -84,6 +122,7 @@ class Customer(TuohuAggregate):
             customer.manager_id = self.manager_id
             customer.branch = self.branch
             customer.display_name = self.display_name
+            customer.registered_by = self.actor_id
             customer.stage = REGISTERED
             customer.facts = {g: {} for g in FACT_GROUPS}
             customer.credit_standing = None
@@ -97,6 +136,8 @@ class Customer(TuohuAggregate):
             customer.follow_ups = 0
             customer.business_figures = {}
             customer.open_risk_cases = []
+            customer.processing_restricted = False
+            customer.personal_data_erased = False
 
     class FactsRecorded(TuohuAggregate.Event):
         """Facts in one of the four groups: basic, financial, business, needs (§2.1)."""
@@ -241,6 +282,22 @@ class Customer(TuohuAggregate):
             if self.risk_case_id in customer.open_risk_cases:
                 customer.open_risk_cases.remove(self.risk_case_id)
 
+    class ProcessingRestricted(TuohuAggregate.Event):
+        """Processing restricted (PIPL Art. 44, GDPR Art. 18): data kept, shown to auditors only, with the reason."""
+
+        def apply(self, customer: Customer) -> None:
+            customer.processing_restricted = True
+
+    class PersonalDataErased(TuohuAggregate.Event):
+        """The person's key destroyed (PIPL Art. 47, GDPR Art. 17): their data read as erased, with the reason."""
+
+        relationship_ended_at: datetime | None
+        retention_until: datetime | None
+        before_retention_end: bool
+
+        def apply(self, customer: Customer) -> None:
+            customer.personal_data_erased = True
+
     # ------------------------------------------------------------------ commands
 
     @classmethod
@@ -278,10 +335,11 @@ class Customer(TuohuAggregate):
             raise InvalidValue("facts", "at least one fact is required")
         self._record(self.FactsRecorded, ctx, group=group, facts=dict(facts))
 
-    def record_credit_standing(self, ctx: Context, *, source: str, result: str, rating: str | None = None) -> None:
-        """Record credit standing (§2.2 criteria: credit bureau, rating agency)."""
+    def record_credit_standing(self, ctx: Context, *, source: str, result: str, rating: str | None = None,
+                               reason: str | None = None) -> None:
+        """Record credit standing (§2.2 criteria: credit bureau, rating agency), optionally with the reason."""
         self._record(
-            self.CreditStandingRecorded, ctx,
+            self.CreditStandingRecorded, ctx, reason=reason,
             source=require_text(source, "source"), result=require_text(result, "result"), rating=rating,
         )
 
@@ -298,10 +356,11 @@ class Customer(TuohuAggregate):
         )
 
     def review(self, ctx: Context, *, decision: str, reason: str | None) -> None:
-        """Manual review (§2.2 step 3). The reviewer may not be the customer's manager.
+        """Manual review (§2.2 step 3). The reviewer may be neither the customer's manager
+        nor the person who registered the customer (maker-checker).
 
         Raises :class:`CustomerNotScreened`, :class:`ReviewerIsCustomerManager`,
-        :class:`ReasonRequired`, :class:`IllegalTransition`.
+        :class:`ReviewerIsRegistrar`, :class:`ReasonRequired`, :class:`IllegalTransition`.
         """
         require_choice(decision, "decision", REVIEW_DECISIONS)
         if self.stage == REGISTERED:
@@ -310,6 +369,10 @@ class Customer(TuohuAggregate):
         if ctx.actor_id == self.manager_id:
             raise ReviewerIsCustomerManager(
                 f"reviewer {ctx.actor_id!r} is the customer's own manager; another person must review"
+            )
+        if ctx.actor_id == self.registered_by:
+            raise ReviewerIsRegistrar(
+                f"reviewer {ctx.actor_id!r} registered this customer; another person must review"
             )
         self._record(self.Reviewed, ctx, reason=require_reason(reason, "review a customer"), decision=decision)
 
@@ -399,7 +462,54 @@ class Customer(TuohuAggregate):
         if risk_case_id in self.open_risk_cases:
             self._record(self.RiskCaseUnlinked, ctx, risk_case_id=risk_case_id)
 
+    def restrict_processing(self, ctx: Context, *, reason: str | None) -> None:
+        """Restrict the processing of the person's data (PIPL Art. 44, GDPR Art. 18), with the reason.
+
+        Afterwards only risk-case links and erasure are recorded. Raises
+        :class:`ReasonRequired`, :class:`ProcessingIsRestricted`, :class:`PersonalDataWasErased`.
+        """
+        reason = require_reason(reason, "restrict the processing of a person's data")
+        self._record(self.ProcessingRestricted, ctx, reason=reason)
+
+    def erase_personal_data(
+        self, ctx: Context, *, reason: str | None, relationship_ended_at: datetime | None, retention_years: int,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the erasure of the person's data (PIPL Art. 47, GDPR Art. 17), with the reason.
+
+        Customer due-diligence records are kept ``retention_years`` after the
+        relationship ended (``relationship_ended_at``, UTC; None while it goes on).
+        Before then only a compliance auditor may erase. Raises :class:`ReasonRequired`,
+        :class:`RetentionPeriodNotOver`, :class:`PersonalDataWasErased`.
+        """
+        reason = require_reason(reason, "erase a person's data")
+        now = now or utcnow()
+        retention_until = add_years(relationship_ended_at, retention_years) if relationship_ended_at else None
+        early = retention_until is None or now < retention_until
+        if early and ctx.actor_role != EARLY_ERASURE_ROLE:
+            kept = f"until {retention_until.isoformat()}" if retention_until else "while the relationship goes on"
+            raise RetentionPeriodNotOver(
+                f"customer due-diligence records are kept {kept}; only a {EARLY_ERASURE_ROLE} may erase earlier"
+            )
+        self._record(self.PersonalDataErased, ctx, reason=reason, relationship_ended_at=relationship_ended_at,
+                     retention_until=retention_until, before_retention_end=early)
+
     # ------------------------------------------------------------------ guards
+
+    def check_processing_allowed(self, action: str) -> None:
+        """Raise :class:`PersonalDataWasErased` or :class:`ProcessingIsRestricted` for ``action``."""
+        if self.personal_data_erased:
+            raise PersonalDataWasErased(f"cannot {action}: the customer's personal data were erased")
+        if self.processing_restricted:
+            raise ProcessingIsRestricted(f"cannot {action}: the processing of the customer's data is restricted")
+
+    def _record(self, event_class: type, ctx: Context, reason: str | None = None, **fields: Any) -> None:
+        # Risk-case links (legal obligation) and the erasure itself stay possible (PIPL Art. 44, GDPR Art. 18(2)).
+        if event_class not in (Customer.RiskCaseLinked, Customer.RiskCaseUnlinked, Customer.PersonalDataErased):
+            self.check_processing_allowed(f"record {event_class.__name__}")
+        elif event_class is Customer.PersonalDataErased and self.personal_data_erased:
+            raise PersonalDataWasErased("the customer's personal data were already erased")
+        super()._record(event_class, ctx, reason, **fields)
 
     def _check_stage(self, action: str, allowed: tuple[str, ...]) -> None:
         if self.stage not in allowed:

@@ -4,6 +4,7 @@
     tuohu serve [--host 127.0.0.1] [--port 8000]
     tuohu report funnel [--json]
     tuohu projections status | catch-up
+    tuohu users add NAME --role ROLE [--branch B] | list | rotate NAME | revoke NAME | matrix
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from interfaces.cli_audit import audit_app, privacy_app
+
 app = typer.Typer(help="tuohu (拓戶): event-sourced customer acquisition for banks.", no_args_is_help=True)
 import_app = typer.Typer(help="Import outside files.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports from the read models.", no_args_is_help=True)
@@ -27,6 +30,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(report_app, name="report")
 app.add_typer(projections_app, name="projections")
 app.add_typer(events_app, name="events")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
 
 console = Console(stderr=True)
 
@@ -363,6 +368,148 @@ def events_catalogue() -> None:
     from interfaces.catalogue import catalogue_markdown
 
     typer.echo(catalogue_markdown(), nl=False)
+
+
+# ---------------------------------------------------------------------- users
+
+users_app = typer.Typer(help="Who may call the API: users, roles and tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _operator_context():  # type: ignore[no-untyped-def]
+    """The CLI acts as the operator who runs it (``cli:<OS user>``), the bootstrap path for the first admin."""
+    import getpass
+
+    from domain.base import Context
+
+    return Context(actor_id=f"cli:{getpass.getuser()}", actor_role="operator", channel="cli")
+
+
+def _user_command(run):  # type: ignore[no-untyped-def]
+    from domain.base import DomainError
+
+    try:
+        return run()
+    except DomainError as exc:
+        console.print(f"[red]{exc.code}:[/red] {exc.detail}")
+        raise typer.Exit(2) from None
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name: lowercase letters, digits, dots, hyphens")],
+    role: Annotated[str, typer.Option(help="customer_manager, product_manager, operations, reviewer, risk_officer, "
+                                           "compliance_auditor, branch_head or admin")],
+    branch: Annotated[Optional[str], typer.Option(help="the user's branch (required for a branch head)")] = None,
+) -> None:
+    """Add a user and print their API token, this once (only its hash is kept)."""
+    from application import Settings, bootstrap
+
+    application = bootstrap(Settings())
+    issued = _user_command(lambda: application.add_user(_operator_context(), name=name, role=role, branch=branch))
+    console.print(f"added {name} ({role}{', ' + branch if branch else ''}); the token is shown once, keep it now:")
+    typer.echo(issued.token)
+
+
+@users_app.command("rotate")
+def users_rotate(name: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Issue a new token for the user and print it, this once; the old one stops working."""
+    from application import Settings, bootstrap
+
+    application = bootstrap(Settings())
+    issued = _user_command(lambda: application.rotate_user_token(_operator_context(), name))
+    console.print(f"new token for {name}; the old one no longer works:")
+    typer.echo(issued.token)
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="user name")],
+    reason: Annotated[str, typer.Option(help="why (kept on the event)")] = "revoked by the operator",
+) -> None:
+    """Revoke the user: their token stops working at once."""
+    from application import Settings, bootstrap
+
+    application = bootstrap(Settings())
+    _user_command(lambda: application.revoke_user(_operator_context(), name, reason=reason))
+    console.print(f"revoked {name}")
+
+
+@users_app.command("matrix")
+def users_matrix() -> None:
+    """Print the permission matrix (Markdown): every route, the roles that may call it, its row-level rule."""
+    from application import Settings
+    from interfaces.api import create_app
+    from interfaces.api.permissions import matrix_markdown
+
+    typer.echo(matrix_markdown(create_app(Settings()).openapi()), nl=False)
+
+
+@users_app.command("list")
+def users_list(as_json: AsJson = False) -> None:
+    """Every user ever added: name, role, branch, status, who added them and when."""
+    from application import Settings, bootstrap
+    from application.identity import users
+
+    rows = [{"name": u.name, "role": u.role, "branch": u.branch, "status": u.status, "added_by": u.added_by,
+             "added_at": u.created_on.isoformat(), "version": u.version} for u in users(bootstrap(Settings()))]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title="Users")
+    for column in ("name", "role", "branch", "status", "added_by", "added_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in ("name", "role", "branch", "status",
+                                                                          "added_by", "added_at")))
+    Console().print(table)
+
+
+# ---------------------------------------------------------------------- demo
+
+demo_app = typer.Typer(help="Synthetic demo data for benchmarks and demos.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("generate")
+def demo_generate(
+    events: Annotated[int, typer.Option("--events", min=1,
+                                        help="About how many events to write (it stops on reaching it)")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same ids and events")] = 1,
+    start: Annotated[str, typer.Option(help="First day of business time, YYYY-MM-DD")] = "2024-01-01",
+    months: Annotated[int, typer.Option(min=1, max=120, help="Months of business time")] = 12,
+) -> None:
+    """Generate a synthetic bank's acquisition over every aggregate: team, targets, customers, visits, risk."""
+    from datetime import date
+
+    from interfaces.demo import DemoAlreadyGenerated, check_new_seed, generate_demo
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {start!r}", param_hint="--start") from None
+    _settings, application, read_models = _services()
+    try:
+        check_new_seed(application, seed)
+        with Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as progress:
+            task = progress.add_task("events", total=events)
+            report = generate_demo(application, events=events, seed=seed, start=first_day, months=months,
+                                   progress=lambda n: progress.advance(task, n))
+    except DemoAlreadyGenerated as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print("catching up the read models...")
+    position = read_models.catch_up()
+    reached = report.business_time_reached.date() if report.business_time_reached else first_day
+    table = Table(title=f"demo seed {seed}: business time {first_day} to {reached}")
+    for column in ("aggregate", "new", "events"):
+        table.add_column(column, justify="left" if column == "aggregate" else "right")
+    for name in sorted(set(report.aggregates) | set(report.events_by_aggregate)):
+        table.add_row(name, f"{report.aggregates.get(name, 0):,}", f"{report.events_by_aggregate.get(name, 0):,}")
+    table.add_row("total", f"{sum(report.aggregates.values()):,}", f"{report.events:,}")
+    console.print(table)
+    console.print(f"read models at {json.dumps(position)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

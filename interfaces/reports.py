@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import io
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Iterator
 
 from projections import ReadModels, queries
 from projections.framework import Tables
+from projections.queries import Scope
 
 
 class ReportError(ValueError):
@@ -28,47 +29,52 @@ class ReportError(ValueError):
 
 
 def customers(rm: ReadModels, *, q: str | None = None, limit: int = 100, offset: int = 0,
-              **filters: Any) -> list[dict[str, Any]]:
-    """Customers by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``."""
+              scope: Scope = None, **filters: Any) -> list[dict[str, Any]]:
+    """Customers by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``.
+
+    Every report takes ``scope``: only the customers (and their work) a principal may see.
+    """
     with rm.reading() as (conn, t):
-        return queries.customers(conn, t, q=q, limit=limit, offset=offset, **filters)
+        return queries.customers(conn, t, q=q, limit=limit, offset=offset, scope=scope, **filters)
 
 
-def visit_calendar(rm: ReadModels, start: datetime, end: datetime, staff: str | None = None) -> list[dict[str, Any]]:
+def visit_calendar(rm: ReadModels, start: datetime, end: datetime, staff: str | None = None,
+                   scope: Scope = None) -> list[dict[str, Any]]:
     """Visits scheduled in ``[start, end)`` (UTC), not cancelled, in time order."""
     if end <= start:
         raise ReportError("to", "must be after from")
     with rm.reading() as (conn, t):
-        return queries.visit_calendar(conn, t, start, end, staff=staff)
+        return queries.visit_calendar(conn, t, start, end, staff=staff, scope=scope)
 
 
-def overdue_follow_ups(rm: ReadModels) -> list[dict[str, Any]]:
+def overdue_follow_ups(rm: ReadModels, scope: Scope = None) -> list[dict[str, Any]]:
     """Follow-up visits past their time and still not conducted (measures §2.5)."""
     with rm.reading() as (conn, t):
-        return queries.overdue_follow_ups(conn, t)
+        return queries.overdue_follow_ups(conn, t, scope=scope)
 
 
-def work_pipeline(rm: ReadModels, aggregate_type: str, status: str | None = None) -> dict[str, Any]:
+def work_pipeline(rm: ReadModels, aggregate_type: str, status: str | None = None,
+                  scope: Scope = None) -> dict[str, Any]:
     """Proposals or contracts: per status counts and longest wait, and each item with days in stage."""
     with rm.reading() as (conn, t):
-        return {"summary": queries.pipeline_summary(conn, t, aggregate_type),
-                "items": queries.work_in_stage(conn, t, aggregate_type, status=status)}
+        return {"summary": queries.pipeline_summary(conn, t, aggregate_type, scope=scope),
+                "items": queries.work_in_stage(conn, t, aggregate_type, status=status, scope=scope)}
 
 
-def risk_register(rm: ReadModels) -> dict[str, Any]:
+def risk_register(rm: ReadModels, scope: Scope = None) -> dict[str, Any]:
     """Open risk cases by level, open warnings, and the cases (measures §4)."""
     with rm.reading() as (conn, t):
-        return queries.risk_register(conn, t)
+        return queries.risk_register(conn, t, scope=scope)
 
 
 def funnel(rm: ReadModels, by: str | None = None, month_from: str | None = None,
-           month_to: str | None = None) -> Any:
+           month_to: str | None = None, scope: Scope = None) -> Any:
     """The funnel: totals, or per channel / segment / month / kind with conversion rates."""
     with rm.reading() as (conn, t):
         if by is None:
-            return queries.funnel(conn, t)
+            return queries.funnel(conn, t, scope=scope)
         try:
-            return queries.funnel_by(conn, t, by, month_from, month_to)
+            return queries.funnel_by(conn, t, by, month_from, month_to, scope=scope)
         except ValueError as exc:
             raise ReportError("by", str(exc)) from None
 
@@ -86,20 +92,50 @@ def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
         return
     if cut.tzinfo is None:
         raise ReportError("as_of", "must carry a timezone (e.g. 2009-10-01T00:00:00Z)")
+    until = None
     if as_of is not None:
         def keep(event: Any) -> bool:
             return event.timestamp <= cut
+
+        # Recorded times rise with the position (up to the moments between making an event and committing
+        # it): replay no further than that, and when nothing was recorded after the cut, the live tables are it.
+        head = rm.runner.recorder.max_notification_id() or 0
+        if _last_recorded_by(rm, cut, head) >= head and all(
+                rm.store.position(name) == head for name in ("evaluation", "team")):
+            with rm.engine.connect() as conn:
+                yield conn, rm.store.tables("evaluation"), rm.store.tables("team")
+            return
+        until = _last_recorded_by(rm, cut + _COMMIT_SKEW, head)
     else:
         def keep(event: Any) -> bool:
             return getattr(event, "occurred_at", event.timestamp) <= cut
     targets = {name: rm.store.new_generation(name) for name in ("evaluation", "team")}
     try:
-        rm.runner.fill_many(targets, keep=keep)
+        rm.runner.fill_many(targets, until=until, keep=keep)
         with rm.engine.connect() as conn:
             yield conn, rm.store.tables("evaluation", targets["evaluation"]), rm.store.tables("team", targets["team"])
     finally:
         for name, generation in targets.items():
             rm.store.drop_generation(name, generation)
+
+
+_COMMIT_SKEW = timedelta(minutes=1)
+
+
+def _last_recorded_by(rm: ReadModels, moment: datetime, head: int) -> int:
+    """The last position recorded at or before ``moment`` (0 if none), by bisection over recorded times."""
+    decode, select = rm.runner.mapper.transcoder.decode, rm.runner.recorder.select_notifications
+    lo, hi, found = 1, head, 0
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        page = select(start=mid, limit=1)
+        if not page:
+            hi = mid - 1
+        elif decode(page[0].state)["timestamp"] <= moment:
+            found, lo = page[0].id, page[0].id + 1
+        else:
+            hi = mid - 1
+    return found
 
 
 def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: str = "bank", *,
@@ -126,8 +162,9 @@ def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: st
     return report
 
 
-def staff_performance(rm: ReadModels, period: str) -> list[dict[str, Any]]:
-    """Each person's weighted composite score and rank for the period (measures §3 appraisal)."""
+def staff_performance(rm: ReadModels, period: str, branch: str | None = None) -> list[dict[str, Any]]:
+    """Each person's weighted composite score and rank for the period (measures §3 appraisal);
+    with ``branch``, the rows of that branch's people only (ranks stay bank-wide)."""
     from projections import evaluation as ev
 
     try:
@@ -135,7 +172,8 @@ def staff_performance(rm: ReadModels, period: str) -> list[dict[str, Any]]:
     except ValueError as exc:
         raise ReportError("period", str(exc)) from None
     with rm.engine.connect() as conn:
-        return ev.staff_performance(conn, rm.store.tables("evaluation"), rm.store.tables("team"), period)
+        rows = ev.staff_performance(conn, rm.store.tables("evaluation"), rm.store.tables("team"), period)
+    return rows if branch is None else [row for row in rows if row.get("branch") == branch]
 
 
 # ---------------------------------------------------------------------- output
@@ -211,7 +249,13 @@ def to_xlsx(data: Any, title: str) -> bytes:
 
 
 def _xlsx_value(value: Any) -> Any:
+    """A cell value: decimals as numbers; in text, control characters a worksheet cannot hold
+    (every C0 control but tab, newline and carriage return) become U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
     return value
 

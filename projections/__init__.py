@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 def all_projections() -> list[Any]:
     """Every projection tuohu maintains."""
-    projections: list[Any] = [PipelineProjection()]
+    from projections.actors import ActorTrailProjection
+
+    projections: list[Any] = [PipelineProjection(), ActorTrailProjection()]
     try:
         from projections.evaluation import EvaluationProjection, TeamProjection
     except ImportError:  # pragma: no cover - while evaluation is not installed

@@ -18,6 +18,7 @@ def make_engine(settings: Settings) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA secure_delete=ON")  # erased personal data are overwritten, not just unlinked
             cursor.close()
 
         return engine

@@ -122,6 +122,8 @@ class Batch:
         self._pk_cache: dict[str, list[Column[Any]]] = {}
         self._pk_names: dict[str, tuple[str, ...]] = {}
         self._covered: dict[str, tuple[int, set[Any]]] = {}
+        self.position = 0
+        """The notification id of the event being applied."""
 
     def _pk(self, base: str) -> list[Column[Any]]:
         cols = self._pk_cache.get(base)
@@ -195,6 +197,21 @@ class Batch:
     def add(self, base: str, row: dict[str, Any]) -> None:
         """Append a row to an insert-only table."""
         self._added.setdefault(base, []).append(row)
+
+    def update_where(self, base: str, column: str, value: Any, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to every row whose ``column`` equals ``value``: stored rows (as this
+        batch left them) and rows put or added in this batch. ``column`` should be indexed."""
+        table = getattr(self.tables, base)
+        cache = self._rows.setdefault(base, {})
+        for row in self.conn.execute(select(table).where(table.c[column] == value)).mappings():
+            cache.setdefault(self._key_of(base, row), dict(row))
+        for row in list(cache.values()):
+            if row is not None and row.get(column) == value:
+                change(row)
+                self.put(base, row)
+        for row in self._added.get(base, []):
+            if row.get(column) == value:
+                change(row)
 
     def increment(self, base: str, key: Any, column: str, by: Any) -> None:
         """Add ``by`` to ``column`` of the row at ``key`` (a tuple; created at zero)."""
@@ -523,6 +540,7 @@ class ProjectionRunner:
             projection.prefetch(batch, [e for _, e in events])
             for notification_id, event in events:
                 try:
+                    batch.position = notification_id
                     projection.apply(batch, event)
                 except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
                     raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc

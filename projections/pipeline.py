@@ -214,6 +214,16 @@ class PipelineProjection(Projection):
         self._set_open_risk(row, open_risk)
         self._touch(batch, row, e)
 
+    def _personal_data_hidden(self, batch: Batch, e: Any) -> None:
+        """Restricted or erased (PIPL Art. 44/47, GDPR Art. 17/18): the name and risk-case texts leave the views."""
+        row = self._customer(batch, e.originator_id)
+        row["display_name"] = None
+        row["search_text"] = _search_text(row)
+        self._touch(batch, row, e)
+        mark = "[erased]" if isinstance(e, Customer.PersonalDataErased) else "[restricted]"
+        batch.update_where("records", "customer_id", row["customer_id"],
+                           lambda r: r.update(detail=mark) if r["aggregate_type"] == "risk_case" else None)
+
     @staticmethod
     def _set_open_risk(row: dict[str, Any], open_risk: dict[str, str | None]) -> None:
         row["open_risk"] = json.dumps(open_risk, sort_keys=True)
@@ -294,6 +304,8 @@ class PipelineProjection(Projection):
             Customer.BusinessFiguresReported: ce(),
             Customer.RiskCaseLinked: self._risk_link,
             Customer.RiskCaseUnlinked: self._risk_link,
+            Customer.ProcessingRestricted: self._personal_data_hidden,
+            Customer.PersonalDataErased: self._personal_data_hidden,
             Visit.Planned: self._created("visit", "planned", lambda e: e.purpose, extra=lambda e: {
                 "scheduled_at": _utc(e.scheduled_at), "kind": e.kind}),
             Visit.Prepared: self._updated("prepared"),

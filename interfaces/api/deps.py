@@ -2,16 +2,19 @@
 
 - ``AppDep``: the :class:`TuohuApplication` started by the lifespan;
 - ``ReadModelsDep``: the read models (:class:`projections.ReadModels`);
-- ``ActorDep``: the command :class:`Context` — who acts (``X-Actor-Id``,
-  ``X-Actor-Role``; until authentication exists the client names itself),
-  the request's correlation id (``X-Request-ID``) and the client's command id
-  (``Idempotency-Key``);
+- ``ActorDep``: the command :class:`Context` — who acts (the authenticated
+  user, ``interfaces.api.security``), the request's correlation id
+  (``X-Request-ID``), the client's command id (``Idempotency-Key``) and the
+  digest of the request it came with (method, path and JSON body), so that a
+  key reused for another request is refused;
 - ``IfMatchDep``: the version named by ``If-Match`` (``"3"`` or ``3``; ``*`` or
   absent means any), passed to the use case as ``expected_version``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Annotated
 from uuid import UUID
@@ -22,6 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from application import CommandResult, TuohuApplication
 from domain.base import Context
 from interfaces.api.schemas import CommandPublic, ErrorPublic, RecordsPublic
+# the routes take these from here too
+from interfaces.api.security import PrincipalDep, ScopeDep, StaffBranchDep  # noqa: F401
 from projections import ReadModels
 from projections.pipeline import PipelineProjection
 
@@ -54,13 +59,21 @@ def get_read_models(
     request: Request,
     consistent_with: Annotated[int | None, Query(
         ge=0, le=2**62, description="a position from a command's response: wait (up to the consistency "
-        "timeout, 5 s by default) until the read models include it; 503 with Retry-After if they do not")] = None,
+        "timeout, 5 s by default) until the read models include it; 503 with Retry-After if they do not; "
+        "422 for a position beyond the newest event")] = None,
 ) -> ReadModels:
     """The read models the lifespan built, once they include ``consistent_with`` (read-your-writes)."""
     read_models = getattr(request.app.state, "read_models", None)
     if read_models is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
     if consistent_with is not None:
+        head = get_application(request).position()
+        if consistent_with > head:  # no command has answered with it: it can never be reached
+            raise RequestValidationError([{
+                "type": "less_than_equal", "loc": ("query", "consistent_with"), "input": consistent_with,
+                "msg": f"Input should be a position a command answered with; the newest event is at {head}",
+                "ctx": {"le": head},
+            }])
         timeout = request.app.state.consistency_timeout
         if not read_models.wait_for(consistent_with, timeout):
             status = read_models.status()
@@ -70,26 +83,36 @@ def get_read_models(
     return read_models
 
 
-def command_context(
+def request_digest(method: str, path: str, body: bytes) -> str:
+    """SHA-256 of the method, the path and the body (JSON compared by value, not by layout)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+async def command_context(
     request: Request,
-    x_actor_id: Annotated[str, Header(min_length=1, max_length=128, description="who acts (until authentication exists)")],
-    x_actor_role: Annotated[str, Header(min_length=1, max_length=64, examples=["customer_manager"])],
+    principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=255, description="the client's id for this command; a repeat has no second effect",
+        min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+        description="the client's id for this command (visible ASCII): the same key with the same request "
+                    "returns the first response and has no second effect; with another request it is a 422",
     )] = None,
     x_request_id: Annotated[str | None, Header(  # noqa: ARG001 - documented here, read by the middleware
         description="correlation id of the request; echoed back, generated when absent",
     )] = None,
 ) -> Context:
-    """The command's :class:`Context`: actor, channel ``api``, correlation id, command id.
+    """The command's :class:`Context`: the authenticated actor, channel ``api``, correlation id,
+    command id and request digest.
 
     ``x_request_id`` is declared for the documentation; its value was checked
     (or generated) by the request-id middleware and is read from the request state.
     """
-    return Context(
-        actor_id=x_actor_id, actor_role=x_actor_role, channel=CHANNEL,
-        correlation_id=request.state.request_id, command_id=idempotency_key,
-    )
+    digest = request_digest(request.method, request.url.path, await request.body()) if idempotency_key else None
+    return principal.context(channel=CHANNEL, correlation_id=request.state.request_id, command_id=idempotency_key,
+                             request_hash=digest)
 
 
 def expected_version(
@@ -131,10 +154,11 @@ def created(response: Response, result: CommandResult, collection: str) -> Comma
 
 
 COMMAND_RESPONSES: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorPublic, "description": "No aggregate of this type has the id"},
+    404: {"model": ErrorPublic, "description": "No aggregate of this type has the id (or none the caller may see)"},
     409: {"model": ErrorPublic, "description": "A rule of the measures refused the command (see `code`)"},
     412: {"model": ErrorPublic, "description": "`If-Match` names another version than the current one"},
-    422: {"description": "Invalid request; a value refused by the domain answers `code: invalid_value` and `field`"},
+    422: {"description": "Invalid request; a value refused by the domain answers `code: invalid_value` and "
+                         "`field`; an `Idempotency-Key` reused for another request `code: idempotency_key_reused`"},
 }
 """Error responses every command route documents."""
 
@@ -151,9 +175,10 @@ def pipeline_caught_up(read_models: ReadModels) -> int:
 
 
 def records_page(read_models: ReadModels, aggregate_type: str, *, customer_id: UUID | None, status: str | None,
-                 created_by: str | None, limit: int, offset: int) -> RecordsPublic:
-    """A page of ``aggregate_type`` rows of the pipeline read model, caught up to the latest event."""
+                 created_by: str | None, limit: int, offset: int, scope: dict[str, str] | None) -> RecordsPublic:
+    """A page of ``aggregate_type`` rows of the pipeline read model, caught up to the latest event,
+    of the customers in ``scope`` (row-level access)."""
     position = pipeline_caught_up(read_models)
     rows = read_models.records(aggregate_type, customer_id=str(customer_id) if customer_id else None,
-                               status=status, created_by=created_by, limit=limit, offset=offset)
+                               status=status, created_by=created_by, limit=limit, offset=offset, scope=scope)
     return RecordsPublic(data=rows, limit=limit, offset=offset, position=position)

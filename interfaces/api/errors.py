@@ -5,7 +5,10 @@ error                              status  body
 =================================  ======  ==============================================
 request validation (pydantic)      422     FastAPI's ``{"detail": [{"loc", "msg", ...}]}``
 ``domain.base.InvalidValue``       422     ``{"code": "invalid_value", "detail", "field"}``
-``application.NotFound``           404     ``{"code": "not_found", "detail"}``
+``IdempotencyKeyReused``           422     ``{"code": "idempotency_key_reused", "detail", "field"}``
+``access.Unauthenticated``         401     ``{"code": "unauthenticated", "detail"}`` + ``WWW-Authenticate``
+``access.AccessDenied``            403     ``{"code": "forbidden" | "outside_your_scope", "detail"}``
+``application.NotFound``           404     ``{"code": "not_found", "detail"}`` (also: outside the caller's scope)
 ``application.VersionMismatch``    412     ``{"code": "version_mismatch", "detail"}`` + current ETag
 ``application.ConcurrentUpdate``   409     ``{"code": "concurrent_update", "detail"}``
 other ``domain.base.DomainError``  409     ``{"code": <the rule's code>, "detail"}``
@@ -25,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from application import ConcurrentUpdate, NotFound, VersionMismatch
+from application.access import AccessDenied, Unauthenticated
 from domain.base import DomainError, InvalidValue
 from interfaces.api.deps import etag
 from projections import ProjectionFailed
@@ -55,6 +59,18 @@ def request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
 def invalid_value(_: Request, error: InvalidValue) -> JSONResponse:
     """422: a value the domain refused, naming its field."""
     return _body(error, 422, field=error.field)
+
+
+def unauthenticated(_: Request, error: Unauthenticated) -> JSONResponse:
+    """401: no valid bearer token."""
+    response = _body(error, 401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="tuohu"'
+    return response
+
+
+def access_denied(_: Request, error: AccessDenied) -> JSONResponse:
+    """403: the caller's role may not call the operation, or acts outside their scope."""
+    return _body(error, 403)
 
 
 def not_found(_: Request, error: NotFound) -> JSONResponse:
@@ -98,6 +114,8 @@ def install(app: FastAPI) -> None:
     """Register the handlers (the most specific error class wins)."""
     app.add_exception_handler(RequestValidationError, request_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidValue, invalid_value)  # type: ignore[arg-type]
+    app.add_exception_handler(Unauthenticated, unauthenticated)  # type: ignore[arg-type]
+    app.add_exception_handler(AccessDenied, access_denied)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, not_found)  # type: ignore[arg-type]
     app.add_exception_handler(VersionMismatch, version_mismatch)  # type: ignore[arg-type]
     app.add_exception_handler(ConcurrentUpdate, concurrent_update)  # type: ignore[arg-type]

@@ -16,12 +16,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from application import Settings, bootstrap
-from interfaces.api import errors
-from interfaces.api.routes import contracts, customers, proposals, reports, risk_cases, team, visits
+from interfaces.api import errors, security
+from interfaces.api.routes import (audit, bench, contracts, customers, proposals, reports, risk_cases, team, users,
+                                   visits)
 from projections import ReadModels, build_read_models
 
 logger = logging.getLogger("tuohu.api")
@@ -91,13 +92,17 @@ def create_app(settings: Settings | None = None, *, run_projections: bool = True
         summary="Customer acquisition (拓戶) as an event-sourced core: commands and queries.",
         description=(
             "Commands are `POST` routes, one per use case; each answers with the aggregate's new version "
-            "(also as `ETag`) and the event log position. Send `X-Actor-Id` and `X-Actor-Role` with every "
-            "command, `If-Match` to refuse a command on a changed aggregate (412), and `Idempotency-Key` "
-            "to make a retry harmless. `X-Request-ID` is recorded as the correlation id of the events and "
-            "echoed back. Rules of the measures that refuse a command answer 409 with a stable `code`."
+            "(also as `ETag`) and the event log position. Every route but `/health` needs "
+            "`Authorization: Bearer <token>` (`tuohu users add NAME --role ROLE`); the user is the actor on "
+            "every event, and each operation lists the roles that may call it (401 without a valid token, "
+            "403 for another role; a customer outside the caller's scope is a 404). Send `If-Match` to refuse "
+            "a command on a changed aggregate (412), and `Idempotency-Key` to make a retry harmless (the same "
+            "key with another body is a 422). `X-Request-ID` is recorded as the correlation id of the events "
+            "and echoed back. Rules of the measures that refuse a command answer 409 with a stable `code`."
         ),
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(security.authorize)],
     )
 
     @api.middleware("http")
@@ -115,8 +120,12 @@ def create_app(settings: Settings | None = None, *, run_projections: bool = True
         return response
 
     errors.install(api)
-    for module in (customers, visits, proposals, contracts, risk_cases, team):
+    for module in (customers, visits, proposals, contracts, risk_cases, team, users):
         api.include_router(module.commands)
         api.include_router(module.queries)
     api.include_router(reports.queries)
+    api.include_router(audit.queries)
+    if security.bench_noop_enabled():
+        api.include_router(bench.commands)
+    security.install(api)
     return api

@@ -39,6 +39,7 @@ from domain import customer as customer_rules
 from domain import proposal as proposal_rules
 from domain import risk as risk_rules
 from domain import team as team_rules
+from domain import user as user_rules
 from domain import visit as visit_rules
 
 # --------------------------------------------------------------------------
@@ -138,6 +139,11 @@ def _check_json(value: Any, where: str = "") -> None:
             _check_json(item, f"{where}[{index}]")
 
 
+def example(body: dict[str, Any]) -> ConfigDict:
+    """A request model's config carrying one example body for the OpenAPI document."""
+    return ConfigDict(json_schema_extra={"examples": [body]})
+
+
 class ApiCreate(BaseModel):
     """Base of request bodies: unknown fields refused, strings at most ``MAX_TEXT`` long."""
 
@@ -164,11 +170,15 @@ class PublicModel(BaseModel):
 class ReasonCreate(ApiCreate):
     """A decision that the measures require a reason for."""
 
+    model_config = example({"reason": "customer chose another bank"})
+
     reason: Reason
 
 
 class OptionalReasonCreate(ApiCreate):
     """A decision whose reason is optional."""
+
+    model_config = example({"reason": "pricing within policy"})
 
     reason: str | None = None
 
@@ -199,6 +209,12 @@ class ErrorPublic(BaseModel):
 class CustomerCreate(ApiCreate):
     """A prospect entered into the customer system (§2.1, §2.2 step 1)."""
 
+    model_config = example({
+        "kind": "corporate", "acquisition_channel": "branch", "source_detail": "walk-in at the counter",
+        "segment": "sme_manufacturing", "manager_id": "mgr-li", "branch": "shanghai-pudong",
+        "display_name": "Pudong Precision Ltd.",
+    })
+
     kind: CustomerKind
     acquisition_channel: AcquisitionChannel
     source_detail: str
@@ -211,12 +227,16 @@ class CustomerCreate(ApiCreate):
 class FactsCreate(ApiCreate):
     """Facts of one group (§2.1): basic, financial, business or needs."""
 
+    model_config = example({"group": "basic", "facts": {"age": 41, "job": "management"}})
+
     group: FactGroup
     facts: dict[str, Any] = Field(examples=[{"age": 41, "job": "management"}])
 
 
 class CreditStandingCreate(ApiCreate):
     """Credit standing from the credit bureau (征信系統) or a rating agency (§2.2)."""
+
+    model_config = example({"source": "credit_bureau", "result": "no_default", "rating": "AA"})
 
     source: str = Field(examples=["credit_bureau"])
     result: str = Field(max_length=32, examples=["no_default"],
@@ -227,12 +247,18 @@ class CreditStandingCreate(ApiCreate):
 class CustomerReviewCreate(ApiCreate):
     """Manual review (§2.2 step 3) by someone other than the customer's manager."""
 
+    model_config = example({"decision": "qualified", "reason": "facts verified against the business licence"})
+
     decision: ReviewDecision
     reason: Reason
 
 
 class AccountApplicationCreate(ApiCreate):
     """Application for an account with its supporting documents (§2.5)."""
+
+    model_config = example({
+        "account_type": "corporate_current", "documents": ["business licence", "legal representative ID"],
+    })
 
     account_type: str
     documents: list[str]
@@ -241,6 +267,8 @@ class AccountApplicationCreate(ApiCreate):
 class DocumentReviewCreate(ApiCreate):
     """Documents accepted, or returned with at least one reason (§2.5)."""
 
+    model_config = example({"accepted": False, "return_reasons": ["licence copy is not certified"]})
+
     accepted: bool
     return_reasons: list[str] = []
 
@@ -248,17 +276,23 @@ class DocumentReviewCreate(ApiCreate):
 class AccountCreate(ApiCreate):
     """The opened account (§2.5)."""
 
+    model_config = example({"account_number": "6222-0001-0042"})
+
     account_number: str = Field(max_length=64)
 
 
 class ProductsCreate(ApiCreate):
     """Products signed up on the opened account (§2.5)."""
 
+    model_config = example({"products": ["corporate_current_account", "payroll_service"]})
+
     products: list[str]
 
 
 class ManagerCreate(ApiCreate):
     """Hand the customer to another customer manager (§3)."""
+
+    model_config = example({"manager_id": "mgr-qian", "reason": "mgr-li moved to the head office"})
 
     manager_id: str = Field(max_length=128)
     reason: Reason
@@ -267,12 +301,19 @@ class ManagerCreate(ApiCreate):
 class FollowUpCreate(ApiCreate):
     """A return visit (回訪): satisfaction 1-5 and feedback (§2.5 step 2)."""
 
+    model_config = example({"satisfaction": 5, "feedback": "account opening was smooth"})
+
     satisfaction: int = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
     feedback: str = ""
 
 
 class BusinessFiguresCreate(ApiCreate):
     """One month's figures (§5): month-end deposit balance, the month's loans and fee income."""
+
+    model_config = example({
+        "period": "2025-03", "currency": "CNY", "deposit_balance": "1234567.89", "loans_disbursed": "0",
+        "fee_income": "1200.50",
+    })
 
     period: str = Field(examples=["2025-03"], description="YYYY-MM")
     currency: str = Field(examples=["CNY"], description="ISO 4217 code")
@@ -393,6 +434,12 @@ class CustomersPublic(PublicModel):
 class VisitCreate(ApiCreate):
     """Visit plan (§2.3 step 1): purpose, time, staff, method."""
 
+    model_config = example({
+        "customer_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "purpose": "introduce payroll service",
+        "scheduled_at": "2025-03-03T09:30:00+08:00", "staff": ["mgr-li"], "method": "in_person",
+        "kind": "acquisition",
+    })
+
     customer_id: UUID
     purpose: str
     scheduled_at: RequestDatetime
@@ -404,6 +451,11 @@ class VisitCreate(ApiCreate):
 class VisitPreparationCreate(ApiCreate):
     """Preparation (§2.3 step 2): background, materials, talking points."""
 
+    model_config = example({
+        "background": "family-owned, 3 plants", "materials": ["payroll brochure"],
+        "talking_points": ["fee waiver for 12 months"],
+    })
+
     background: str
     materials: list[str] = []
     talking_points: list[str] = []
@@ -411,6 +463,11 @@ class VisitPreparationCreate(ApiCreate):
 
 class VisitConductCreate(ApiCreate):
     """The visit as it took place (§2.3 step 3)."""
+
+    model_config = example({
+        "outcome": "interested in payroll", "needs_learned": "payroll for 120 staff",
+        "next_steps": "send a proposal", "duration_seconds": 2700,
+    })
 
     outcome: str
     needs_learned: str = ""
@@ -421,12 +478,16 @@ class VisitConductCreate(ApiCreate):
 class VisitFeedbackCreate(ApiCreate):
     """Needs and suggestions fed back to the departments concerned (§2.3 step 4)."""
 
+    model_config = example({"departments": ["product"], "feedback": "wants a payroll fee below 2.50 CNY per head"})
+
     departments: list[str]
     feedback: str
 
 
 class VisitRescheduleCreate(ApiCreate):
     """A new time for the visit, with the reason."""
+
+    model_config = example({"scheduled_at": "2025-03-05T14:00:00+08:00", "reason": "CFO travelling"})
 
     scheduled_at: RequestDatetime
     reason: Reason
@@ -465,6 +526,13 @@ class VisitPublic(PublicModel):
 class ProposalCreate(ApiCreate):
     """Proposal (§2.4 step 1): products, pricing terms, rights and obligations."""
 
+    model_config = example({
+        "customer_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "products": ["corporate_current_account", "payroll_service"],
+        "pricing_terms": {"account_fee": "waived", "payroll_fee_per_head": "2.00", "currency": "CNY"},
+        "rights_and_obligations": "bank provides payroll service; customer keeps payroll with the bank",
+    })
+
     customer_id: UUID
     products: list[str]
     pricing_terms: dict[str, Any] = Field(examples=[{"account_fee": "waived", "currency": "CNY"}])
@@ -473,6 +541,13 @@ class ProposalCreate(ApiCreate):
 
 class ProposalRevisionCreate(ApiCreate):
     """A new numbered revision, with the reason (§2.4 step 2)."""
+
+    model_config = example({
+        "products": ["corporate_current_account", "payroll_service"],
+        "pricing_terms": {"account_fee": "waived", "payroll_fee_per_head": "2.40", "currency": "CNY"},
+        "rights_and_obligations": "bank provides payroll service; customer keeps payroll with the bank",
+        "reason": "fee raised to cost",
+    })
 
     products: list[str]
     pricing_terms: dict[str, Any]
@@ -510,11 +585,15 @@ class ProposalPublic(PublicModel):
 class ContractCreate(ApiCreate):
     """A contract drafted from an accepted proposal."""
 
+    model_config = example({"proposal_id": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"})
+
     proposal_id: UUID
 
 
 class ClauseFindingCreate(ApiCreate):
     """One finding of a clause review."""
+
+    model_config = example({"clause": "7.2", "finding": "liability cap missing"})
 
     clause: str
     finding: str
@@ -523,17 +602,23 @@ class ClauseFindingCreate(ApiCreate):
 class ClauseReviewCreate(ApiCreate):
     """A clause review (legal risk); an empty list records clean clauses."""
 
+    model_config = example({"findings": [{"clause": "7.2", "finding": "liability cap missing"}]})
+
     findings: list[ClauseFindingCreate]
 
 
 class FindingResolutionCreate(ApiCreate):
     """How a clause finding was resolved."""
 
+    model_config = example({"resolution": "cap at fees of 12 months"})
+
     resolution: str
 
 
 class SignatureCreate(ApiCreate):
     """The customer's signatory; the bank signs through the actor."""
+
+    model_config = example({"customer_signatory": "Ms. Gao, CFO"})
 
     customer_signatory: str
 
@@ -576,6 +661,11 @@ class ContractPublic(PublicModel):
 class RiskCaseCreate(ApiCreate):
     """A risk identified about a customer or a contract (§4 identify)."""
 
+    model_config = example({
+        "subject_type": "customer", "subject_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "category": "reputational",
+        "description": "negative press about the customer's environmental record",
+    })
+
     subject_type: RiskSubjectType
     subject_id: UUID
     category: RiskCategory
@@ -585,12 +675,22 @@ class RiskCaseCreate(ApiCreate):
 class RiskAssessmentCreate(ApiCreate):
     """Indicator scores 0-100, higher is riskier; the level follows the documented rule (§4 assess)."""
 
+    model_config = example({
+        "indicator_scores": {"default_probability": 85, "sector_outlook": 40},
+        "reason": "bureau shows two recent defaults",
+    })
+
     indicator_scores: dict[str, int] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
     reason: str | None = None
 
 
 class RiskResponseCreate(ApiCreate):
     """avoid, reduce, transfer or accept (low risk only), with measures and the reason (§4 respond)."""
+
+    model_config = example({
+        "response": "reduce", "measures": ["monthly review", "collateral required"],
+        "reason": "exposure is small and secured",
+    })
 
     response: RiskResponse
     measures: list[str]
@@ -600,6 +700,8 @@ class RiskResponseCreate(ApiCreate):
 class RiskReadingCreate(ApiCreate):
     """A monitoring reading against its threshold (§4 monitor); a crossing raises a warning."""
 
+    model_config = example({"indicator": "overdue_days", "value": "45.5", "threshold": "30", "direction": "above"})
+
     indicator: str
     value: Number
     threshold: Number
@@ -608,6 +710,8 @@ class RiskReadingCreate(ApiCreate):
 
 class RiskDisposalCreate(ApiCreate):
     """Disposal (§4): actions taken and findings."""
+
+    model_config = example({"actions": ["site inspection"], "findings": "press report was about a former subsidiary"})
 
     actions: list[str]
     findings: str
@@ -640,8 +744,13 @@ class RiskCasePublic(PublicModel):
 class StaffCreate(ApiCreate):
     """A member joining the acquisition team (§3 roles)."""
 
+    model_config = example({
+        "staff_code": "mgr-li", "display_name": "Li Na", "role": "customer_manager", "branch": "shanghai-pudong",
+        "team": "sme-1",
+    })
+
     staff_code: str = Field(pattern=r"^[^/\x00]+$", max_length=64, examples=["mgr-li"],
-                            description="the id the person acts under (X-Actor-Id)")
+                            description="the id the person acts under: their user name")
     display_name: str
     role: StaffRole
     branch: str
@@ -651,6 +760,8 @@ class StaffCreate(ApiCreate):
 class TrainingCreate(ApiCreate):
     """Internal or external training: topic and hours (§3 training)."""
 
+    model_config = example({"kind": "internal", "topic": "KYC", "hours": "7.5"})
+
     kind: TrainingKind
     topic: str
     hours: Annotated[Number, Field(examples=["7.5"])]
@@ -658,6 +769,8 @@ class TrainingCreate(ApiCreate):
 
 class AwardCreate(ApiCreate):
     """Bonus (amount and currency required), certificate, promotion or special award (§3 rewards)."""
+
+    model_config = example({"kind": "bonus", "reason": "30 new SME customers", "amount": "5000", "currency": "CNY"})
 
     kind: AwardKind
     reason: Reason
@@ -668,6 +781,8 @@ class AwardCreate(ApiCreate):
 class AppraisalIndicatorCreate(ApiCreate):
     """One weighted indicator of an appraisal scheme."""
 
+    model_config = example({"indicator": "new_customers", "group": "acquisition_results", "weight": "60"})
+
     indicator: Indicator
     group: IndicatorGroup
     weight: Annotated[Number, Field(description="percent; a scheme's weights sum to 100")]
@@ -676,6 +791,12 @@ class AppraisalIndicatorCreate(ApiCreate):
 class AppraisalSchemeCreate(ApiCreate):
     """A year's appraisal scheme (§3 appraisal)."""
 
+    model_config = example({
+        "year": "2025",
+        "indicators": [{"indicator": "new_customers", "group": "acquisition_results", "weight": "60"},
+                       {"indicator": "average_satisfaction", "group": "service_quality", "weight": "40"}],
+    })
+
     year: Year
     indicators: list[AppraisalIndicatorCreate]
 
@@ -683,12 +804,23 @@ class AppraisalSchemeCreate(ApiCreate):
 class AppraisalSchemeRevisionCreate(ApiCreate):
     """The scheme's indicators replaced, with the reason."""
 
+    model_config = example({
+        "indicators": [{"indicator": "new_customers", "group": "acquisition_results", "weight": "50.5"},
+                       {"indicator": "average_satisfaction", "group": "service_quality", "weight": "49.5"}],
+        "reason": "more weight on service",
+    })
+
     indicators: list[AppraisalIndicatorCreate]
     reason: Reason
 
 
 class TargetCreate(ApiCreate):
     """One indicator's target for one organisation unit and year, with checkpoints (§1)."""
+
+    model_config = example({
+        "year": "2025", "unit_type": "branch", "unit_id": "shanghai-pudong", "indicator": "new_customers",
+        "annual": "120", "checkpoints": {"2025-Q1": "20", "2025-H1": "50"},
+    })
 
     year: Year
     unit_type: UnitType
@@ -701,6 +833,8 @@ class TargetCreate(ApiCreate):
 
 class TargetRevisionCreate(ApiCreate):
     """New target values, with the reason."""
+
+    model_config = example({"annual": "150", "checkpoints": {"2025-Q1": "30"}, "reason": "new plant opened"})
 
     annual: Number
     checkpoints: dict[str, Number] | None = None
@@ -793,3 +927,49 @@ class HealthPublic(PublicModel):
 
     status: str
     position: int
+
+
+# --------------------------------------------------------------------------
+# Users: who may call the API, in which role
+# --------------------------------------------------------------------------
+
+UserRole = Literal[user_rules.ROLES]  # type: ignore[valid-type]
+UserName = Annotated[str, StringConstraints(pattern=user_rules.NAME_PATTERN, max_length=64)]
+
+
+class UserCreate(ApiCreate):
+    """A user and their role; a branch head needs their branch, a customer manager may have one."""
+
+    model_config = example({"name": "mgr-li", "role": "customer_manager", "branch": "shanghai-pudong"})
+
+    name: UserName = Field(description="the actor id on every event the user causes; never reused")
+    role: UserRole
+    branch: str | None = Field(default=None, max_length=64)
+
+
+class UserPublic(PublicModel):
+    """A user's current state, rebuilt from its events (the token hash is never shown)."""
+
+    id: UUID
+    version: int
+    name: str
+    role: str
+    branch: str | None = None
+    status: str = Field(description="active or revoked")
+    added_by: str
+    created_on: UtcDatetime
+    modified_on: UtcDatetime
+
+
+class UsersPublic(PublicModel):
+    """Every user ever added, in the order they were added."""
+
+    data: list[UserPublic]
+
+
+class UserTokenPublic(CommandPublic):
+    """A user command's outcome and the user's new API token, shown this once."""
+
+    name: str
+    token: str | None = Field(description="`Authorization: Bearer <token>`; shown once, null on a replay "
+                                           "(rotate the token if it was lost)")

@@ -16,24 +16,30 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api_users import add_staff, bearer
 from application import Settings, TuohuApplication
 from interfaces.api import create_app
 from projections import ProjectionFailed
 
-MANAGER = {"X-Actor-Id": "mgr-li", "X-Actor-Role": "customer_manager"}
-REVIEWER = {"X-Actor-Id": "rev-wang", "X-Actor-Role": "reviewer"}
-PRODUCT_MANAGER = {"X-Actor-Id": "pm-zhao", "X-Actor-Role": "product_manager"}
-LEGAL = {"X-Actor-Id": "legal-chen", "X-Actor-Role": "compliance_auditor"}
-BRANCH_HEAD = {"X-Actor-Id": "head-sun", "X-Actor-Role": "branch_head"}
-OPERATIONS = {"X-Actor-Id": "ops-liu", "X-Actor-Role": "operations"}
-RISK_OFFICER = {"X-Actor-Id": "risk-zhou", "X-Actor-Role": "risk_officer"}
+# the people the tests act as (api_users.STAFF gives their roles and branches)
+MANAGER = "mgr-li"
+REVIEWER = "rev-wang"
+PRODUCT_MANAGER = "pm-zhao"
+LEGAL = "legal-chen"  # a reviewer: reviewers review contract clauses
+BRANCH_HEAD = "head-sun"
+OPERATIONS = "ops-liu"
+RISK_OFFICER = "risk-zhou"
+AUDITOR = "audit-he"  # reads everything, changes nothing
 
 UTC_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
 
 
 @pytest.fixture
 def client(tmp_path) -> Iterator[TestClient]:
+    """The API over a fresh data dir, with the users of ``api_users.STAFF`` added;
+    ``client.start`` is the log position after their events (users are event-sourced too)."""
     with TestClient(create_app(Settings(data_dir=tmp_path, database_url=None))) as test_client:
+        test_client.start = add_staff(test_client)
         yield test_client
 
 
@@ -42,21 +48,22 @@ def client(tmp_path) -> Iterator[TestClient]:
 # --------------------------------------------------------------------------
 
 
-def command(client: TestClient, path: str, actor: dict[str, str], body: Any = None, *, status: int = 200,
+def command(client: TestClient, path: str, actor: str, body: Any = None, *, status: int = 200,
             **headers: str) -> dict[str, Any]:
-    response = client.post(path, json=body, headers={**actor, **headers})
+    response = client.post(path, json=body, headers={**bearer(client, actor), **headers})
     assert response.status_code == status, response.text
     if response.status_code < 300:
         client.last_position = max(getattr(client, "last_position", 0), response.json()["position"])
     return response.json()
 
 
-def get(client: TestClient, path: str, *, status: int = 200) -> Any:
-    """GET, reading your own writes: ``consistent_with`` the last command's position."""
+def get(client: TestClient, path: str, *, status: int = 200, actor: str = AUDITOR) -> Any:
+    """GET as ``actor`` (the compliance auditor, who reads everything, by default), reading
+    your own writes: ``consistent_with`` the last command's position."""
     position = getattr(client, "last_position", None)
     if position is not None:
         path = f"{path}{'&' if '?' in path else '?'}consistent_with={position}"
-    response = client.get(path)
+    response = client.get(path, headers=bearer(client, actor))
     assert response.status_code == status, response.text
     return response.json()
 
@@ -69,8 +76,8 @@ def customer_body(manager_id: str = "mgr-li", **changes: Any) -> dict[str, Any]:
     }
 
 
-def register(client: TestClient, manager: dict[str, str] = MANAGER) -> str:
-    body = customer_body(manager_id=manager["X-Actor-Id"])
+def register(client: TestClient, manager: str = MANAGER) -> str:
+    body = customer_body(manager_id=manager)
     return command(client, "/customers", manager, body, status=201)["aggregate_id"]
 
 
@@ -141,10 +148,11 @@ def log_position(client: TestClient) -> int:
 
 
 def test_a_customer_goes_from_registration_to_an_opened_account(client: TestClient) -> None:
-    response = client.post("/customers", json=customer_body(), headers=MANAGER)
+    response = client.post("/customers", json=customer_body(), headers=bearer(client, MANAGER))
     assert response.status_code == 201, response.text
     customer_id = response.json()["aggregate_id"]
-    assert response.json() == {"aggregate_id": customer_id, "version": 1, "position": 1, "replayed": False}
+    assert response.json() == {"aggregate_id": customer_id, "version": 1, "position": client.start + 1,
+                               "replayed": False}
     assert response.headers["ETag"] == '"1"'
     assert response.headers["Location"] == f"/customers/{customer_id}"
 
@@ -169,7 +177,7 @@ def test_a_customer_goes_from_registration_to_an_opened_account(client: TestClie
     last = command(client, f"/customers/{customer_id}/products", OPERATIONS,
                    {"products": ["corporate_current_account", "payroll_service"]})
 
-    response = client.get(f"/customers/{customer_id}")
+    response = client.get(f"/customers/{customer_id}", headers=bearer(client, AUDITOR))
     assert response.status_code == 200
     customer = response.json()
     # register, 2x facts, credit standing, screening, review, applied, documents, account, products
@@ -223,21 +231,37 @@ def test_the_funnel_counts_each_customer_at_every_stage_it_reached(client: TestC
 def test_a_customer_cannot_be_reviewed_by_its_own_manager(client: TestClient) -> None:
     customer_id = register(client)
     screen(client, customer_id)
+    # the branch head hands the customer to a reviewer, who then may not review it
+    command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+            {"manager_id": REVIEWER, "reason": "rev-wang takes over the relationship"})
 
-    refused = command(client, f"/customers/{customer_id}/review", MANAGER,
+    refused = command(client, f"/customers/{customer_id}/review", REVIEWER,
                       {"decision": "qualified", "reason": "looks fine"}, status=409)
 
     assert refused["code"] == "reviewer_is_customer_manager"
-    assert "mgr-li" in refused["detail"]
+    assert "rev-wang" in refused["detail"]
+    assert get(client, f"/customers/{customer_id}")["stage"] == "screened"
+
+
+def test_a_customer_manager_may_not_review_customers(client: TestClient) -> None:
+    customer_id = register(client)
+    screen(client, customer_id)
+
+    refused = command(client, f"/customers/{customer_id}/review", MANAGER,
+                      {"decision": "qualified", "reason": "looks fine"}, status=403)
+
+    assert refused["code"] == "forbidden"
     assert get(client, f"/customers/{customer_id}")["stage"] == "screened"
 
 
 def test_a_proposal_cannot_be_approved_by_its_drafter(client: TestClient) -> None:
     customer_id = qualified_customer(client)
-    proposal_id = command(client, "/proposals", MANAGER, proposal_body(customer_id), status=201)["aggregate_id"]
-    command(client, f"/proposals/{proposal_id}/submit", MANAGER)
+    # product managers may draft proposals (product solutions) and approve them, but not their own
+    proposal_id = command(client, "/proposals", PRODUCT_MANAGER, proposal_body(customer_id),
+                          status=201)["aggregate_id"]
+    command(client, f"/proposals/{proposal_id}/submit", PRODUCT_MANAGER)
 
-    refused = command(client, f"/proposals/{proposal_id}/approve", MANAGER, status=409)
+    refused = command(client, f"/proposals/{proposal_id}/approve", PRODUCT_MANAGER, status=409)
 
     assert refused["code"] == "proposal_approver_is_drafter"
     assert get(client, f"/proposals/{proposal_id}")["status"] == "submitted"
@@ -438,7 +462,7 @@ def test_an_account_holder_is_followed_up_and_handed_to_another_manager(client: 
 
 def test_a_team_member_is_trained_rewarded_and_then_leaves(client: TestClient) -> None:
     response = client.post("/staff", json={"staff_code": "mgr-li", "display_name": "Li Na", "role": "customer_manager",
-                                           "branch": "shanghai-pudong"}, headers=BRANCH_HEAD)
+                                           "branch": "shanghai-pudong"}, headers=bearer(client, BRANCH_HEAD))
     assert (response.status_code, response.headers["Location"]) == (201, "/staff/mgr-li")
     command(client, "/staff/mgr-li/trainings", BRANCH_HEAD, {"kind": "internal", "topic": "KYC", "hours": "7.5"})
     command(client, "/staff/mgr-li/trainings", BRANCH_HEAD, {"kind": "external", "topic": "trade finance", "hours": 4})
@@ -512,7 +536,7 @@ def test_a_visit_to_an_unknown_customer_is_not_found(client: TestClient) -> None
     refused = command(client, "/visits", MANAGER, plan_visit_body(str(uuid.uuid4())), status=404)
 
     assert refused["code"] == "not_found"
-    assert log_position(client) == 0
+    assert log_position(client) == client.start
 
 
 def test_an_invalid_uuid_in_the_path_is_a_422(client: TestClient) -> None:
@@ -528,7 +552,7 @@ def test_a_missing_field_is_a_422_naming_it(client: TestClient) -> None:
     detail = command(client, "/customers", MANAGER, body, status=422)["detail"]
 
     assert [error["loc"] for error in detail] == [["body", "kind"]]
-    assert log_position(client) == 0
+    assert log_position(client) == client.start
 
 
 def test_a_value_outside_its_choices_is_a_422_naming_the_field(client: TestClient) -> None:
@@ -542,7 +566,7 @@ def test_a_value_the_domain_refuses_is_a_422_naming_the_field(client: TestClient
     refused = command(client, "/customers", MANAGER, customer_body(source_detail="   "), status=422)
 
     assert refused == {"code": "invalid_value", "detail": "source_detail: must not be empty", "field": "source_detail"}
-    assert log_position(client) == 0
+    assert log_position(client) == client.start
 
 
 def test_a_decision_without_a_reason_is_a_422(client: TestClient) -> None:
@@ -582,18 +606,29 @@ def test_a_value_longer_than_its_read_model_column_is_a_422(client: TestClient) 
 def test_a_number_that_is_not_finite_is_a_422(client: TestClient) -> None:
     customer_id = register(client)
     response = client.post(f"/customers/{customer_id}/facts", content='{"group": "financial", "facts": {"balance": NaN}}',
-                           headers={**MANAGER, "Content-Type": "application/json"})
+                           headers={**bearer(client, MANAGER), "Content-Type": "application/json"})
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "facts"]
 
 
-def test_a_command_without_actor_headers_is_a_422_naming_the_headers(client: TestClient) -> None:
+def test_a_command_without_a_bearer_token_is_a_401_and_writes_nothing(client: TestClient) -> None:
     response = client.post("/customers", json=customer_body())
 
-    assert response.status_code == 422
-    assert [error["loc"] for error in response.json()["detail"]] == [["header", "x-actor-id"], ["header", "x-actor-role"]]
-    assert log_position(client) == 0
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert log_position(client) == client.start
+
+
+def test_the_actor_headers_of_old_clients_no_longer_name_the_actor(client: TestClient) -> None:
+    response = client.post("/customers", json=customer_body(manager_id=MANAGER),
+                           headers={**bearer(client, "mgr-qian"), "X-Actor-Id": MANAGER,
+                                    "X-Actor-Role": "customer_manager"})
+
+    assert response.status_code == 403  # mgr-qian may register customers only for themselves
+    assert response.json()["code"] == "outside_your_scope"
+    assert log_position(client) == client.start
 
 
 def test_an_unknown_field_is_a_422(client: TestClient) -> None:
@@ -610,12 +645,12 @@ def test_an_unknown_field_is_a_422(client: TestClient) -> None:
 def test_a_command_with_a_stale_if_match_is_refused_with_412_and_writes_nothing(client: TestClient) -> None:
     customer_id = register(client)
     first = client.post(f"/customers/{customer_id}/facts", json={"group": "needs", "facts": {"payroll": True}},
-                        headers={**MANAGER, "If-Match": '"1"'})
+                        headers={**bearer(client, MANAGER), "If-Match": '"1"'})
     assert (first.status_code, first.headers["ETag"]) == (200, '"2"')
     position = log_position(client)
 
     stale = client.post(f"/customers/{customer_id}/facts", json={"group": "needs", "facts": {"fx": True}},
-                        headers={**MANAGER, "If-Match": '"1"'})
+                        headers={**bearer(client, MANAGER), "If-Match": '"1"'})
 
     assert stale.status_code == 412
     assert stale.json()["code"] == "version_mismatch"
@@ -660,6 +695,51 @@ def test_repeating_a_command_with_its_idempotency_key_has_no_second_effect(clien
     assert log_position(client) == position
 
 
+def test_an_idempotency_key_reused_with_another_body_is_a_422_and_writes_nothing(client: TestClient) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "follow-up-call-18"}
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"payroll": True}}, **key)
+    position = log_position(client)
+
+    refused = command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"fx": True}},
+                      status=422, **key)
+
+    assert (refused["code"], refused["field"]) == ("idempotency_key_reused", "idempotency_key")
+    assert log_position(client) == position
+
+
+def test_the_same_body_written_differently_is_the_same_request(client: TestClient) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "form-8813", "Content-Type": "application/json"}
+    first = client.post(f"/customers/{customer_id}/facts", content='{"group": "needs", "facts": {"a": 1, "b": 2}}',
+                        headers={**bearer(client, MANAGER), **key})
+    again = client.post(f"/customers/{customer_id}/facts", content='{"facts":{"b":2,"a":1},"group":"needs"}',
+                        headers={**bearer(client, MANAGER), **key})
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+
+
+def test_an_idempotency_key_reused_for_another_command_is_a_422(client: TestClient) -> None:
+    customer_id = register(client)
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"payroll": True}},
+            **{"Idempotency-Key": "k-19"})
+
+    refused = command(client, f"/customers/{customer_id}/key-customer", MANAGER, {"reason": "large employer"},
+                      status=422, **{"Idempotency-Key": "k-19"})
+
+    assert refused["code"] == "idempotency_key_reused"
+
+
+def test_two_users_idempotency_keys_never_collide(client: TestClient) -> None:
+    key = {"Idempotency-Key": "onboarding-form-1"}
+    li = command(client, "/customers", MANAGER, customer_body(manager_id=MANAGER), status=201, **key)
+    qian = command(client, "/customers", "mgr-qian", customer_body(manager_id="mgr-qian"), status=201, **key)
+
+    assert li["aggregate_id"] != qian["aggregate_id"]
+    assert (li["replayed"], qian["replayed"]) == (False, False)
+
+
 # --------------------------------------------------------------------------
 # Evidence, serialisation
 # --------------------------------------------------------------------------
@@ -667,7 +747,8 @@ def test_repeating_a_command_with_its_idempotency_key_has_no_second_effect(clien
 
 def test_the_request_id_is_echoed_and_recorded_with_the_actor_on_the_event(client: TestClient) -> None:
     response = client.post("/customers", json=customer_body(),
-                           headers={**MANAGER, "X-Request-ID": "req-2025-0042", "Idempotency-Key": "form-1"})
+                           headers={**bearer(client, MANAGER), "X-Request-ID": "req-2025-0042",
+                                    "Idempotency-Key": "form-1"})
     assert response.headers["X-Request-ID"] == "req-2025-0042"
     application: TuohuApplication = client.app.state.application
 
@@ -702,7 +783,7 @@ def test_money_round_trips_as_an_exact_decimal_string(client: TestClient) -> Non
     command(client, f"/customers/{customer_id}/document-review", OPERATIONS, {"accepted": True})
     command(client, f"/customers/{customer_id}/account", OPERATIONS, {"account_number": "6222-0001-0043"})
 
-    command(client, f"/customers/{customer_id}/business-figures", MANAGER, {
+    command(client, f"/customers/{customer_id}/business-figures", OPERATIONS, {
         "period": "2025-03", "currency": "CNY", "deposit_balance": "1234567.89", "loans_disbursed": 0,
         "fee_income": "0.10"})
 
@@ -718,10 +799,10 @@ def test_money_round_trips_as_an_exact_decimal_string(client: TestClient) -> Non
 
 def test_list_routes_return_the_created_rows(client: TestClient) -> None:
     first = qualified_customer(client)
-    second = register(client, {"X-Actor-Id": "mgr-qian", "X-Actor-Role": "customer_manager"})
+    second = register(client, "mgr-qian")
     visit_id = command(client, "/visits", MANAGER, plan_visit_body(first), status=201)["aggregate_id"]
     contract_id = approved_contract(client, first)
-    draft_id = command(client, "/proposals", MANAGER, proposal_body(second), status=201)["aggregate_id"]
+    draft_id = command(client, "/proposals", "mgr-qian", proposal_body(second), status=201)["aggregate_id"]
     case_id = command(client, "/risk-cases", RISK_OFFICER, {
         "subject_type": "contract", "subject_id": contract_id, "category": "operational",
         "description": "signatory authority not yet verified"}, status=201)["aggregate_id"]
@@ -759,13 +840,13 @@ def test_a_list_reflects_every_recorded_event(client: TestClient) -> None:
 
 
 def test_health_reports_the_event_log_position(client: TestClient) -> None:
-    assert get(client, "/health") == {"status": "ok", "position": 0}
+    assert get(client, "/health") == {"status": "ok", "position": client.start}  # the users' events
     register(client)  # one event
-    assert get(client, "/health") == {"status": "ok", "position": 1}
+    assert get(client, "/health") == {"status": "ok", "position": client.start + 1}
 
 
 def test_every_use_case_has_one_post_route(client: TestClient) -> None:
-    plumbing = {"load", "position", "register_transcodings"}
+    plumbing = {"load", "position", "register_transcodings", "construct_mapper", "construct_event_store", "close"}
     use_cases = {name for name, value in vars(TuohuApplication).items()
                  if callable(value) and not name.startswith("_") and name not in plumbing}
     schema = get(client, "/openapi.json")
@@ -782,9 +863,9 @@ def test_every_use_case_has_one_post_route(client: TestClient) -> None:
 
 
 def test_the_read_model_catches_up_in_the_background(client: TestClient) -> None:
-    register(client)  # one event, position 1
+    register(client)  # one event after the users'
 
-    assert client.app.state.read_models.wait_for(1, timeout=5)
+    assert client.app.state.read_models.wait_for(client.start + 1, timeout=5)
 
 
 def stop_the_pipeline(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -814,7 +895,7 @@ def test_a_read_after_a_write_answers_503_with_retry_after_while_the_read_model_
                                      "LookupError: no row")
 
     for path in ("/customers", "/reports/funnel"):
-        response = client.get(path, params={"consistent_with": position})
+        response = client.get(path, params={"consistent_with": position}, headers=bearer(client, AUDITOR))
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
         assert response.json()["code"] == "read_model_stopped"
@@ -824,7 +905,8 @@ def test_a_read_after_a_write_answers_503_with_retry_after_while_the_read_model_
 def test_a_read_after_a_write_includes_the_write(client: TestClient) -> None:
     for _ in range(3):
         customer_id = register(client)
-        response = client.get("/customers", params={"consistent_with": client.last_position})
+        response = client.get("/customers", params={"consistent_with": client.last_position},
+                              headers=bearer(client, AUDITOR))
         assert response.status_code == 200
         assert customer_id in {row["id"] for row in response.json()["data"]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,29 @@ def test_readme_carries_the_current_event_catalogue() -> None:
     readme = (ROOT / "README.md").read_text()
     start, end = "<!-- catalogue:start -->\n", "<!-- catalogue:end -->"
     assert readme[readme.index(start) + len(start):readme.index(end)] == catalogue_markdown()
+
+
+def test_users_add_prints_a_token_once_list_shows_the_user_and_revoke_revokes(tmp_path: Path) -> None:
+    added = tuohu(tmp_path, "users", "add", "root", "--role", "admin")
+    assert added.returncode == 0, added.stderr
+    [token] = added.stdout.split()
+    assert re.fullmatch(r"tuohu_root_[0-9a-f]{48}", token)
+    assert "shown once" in added.stderr
+
+    listed = tuohu(tmp_path, "users", "list", "--json")
+    revoked = tuohu(tmp_path, "users", "revoke", "root", "--reason", "bootstrap admin replaced")
+    after = tuohu(tmp_path, "users", "list", "--json")
+
+    assert [(u["name"], u["role"], u["status"]) for u in json.loads(listed.stdout)] == [("root", "admin", "active")]
+    assert revoked.returncode == 0, revoked.stderr
+    assert [u["status"] for u in json.loads(after.stdout)] == ["revoked"]
+    assert token not in listed.stdout + after.stdout
+
+
+def test_users_add_refuses_a_branch_head_without_a_branch_and_a_name_twice(tmp_path: Path) -> None:
+    no_branch = tuohu(tmp_path, "users", "add", "head-sun", "--role", "branch_head")
+    first = tuohu(tmp_path, "users", "add", "head-sun", "--role", "branch_head", "--branch", "shanghai-pudong")
+    twice = tuohu(tmp_path, "users", "add", "head-sun", "--role", "reviewer")
+
+    assert (no_branch.returncode, first.returncode, twice.returncode) == (2, 0, 2)
+    assert "branch" in no_branch.stderr and "already exists" in twice.stderr

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+from api_users import BRANCH, add_staff, bearer
 from application import Settings, bootstrap
 from domain.base import Context
 from interfaces.api import create_app
@@ -40,7 +41,7 @@ def history(tmp_path: Path) -> dict:
                                 ("new", "online", "retail")):
         ids[name] = app.register_customer(_ctx(*m), kind=kind, acquisition_channel=channel, source_detail="d",
                                           segment="sme" if kind == "corporate" else "mass", manager_id="mgr-li",
-                                          branch="BJ-01", display_name=f"Customer {name.title()}").aggregate_id
+                                          branch=BRANCH, display_name=f"Customer {name.title()}").aggregate_id
     for name in ("won", "visited"):
         app.record_facts(_ctx(*m), ids[name], group="basic", facts={"age": 40, "job": "management"})
         app.record_credit_standing(_ctx(*m), ids[name], source="credit_bureau", result="no_default")
@@ -74,13 +75,15 @@ def history(tmp_path: Path) -> dict:
     position = app.position()
     app.close()
     with TestClient(create_app(settings)) as client:
+        add_staff(client)
         yield {"client": client, "ids": ids, "overdue": overdue, "case": case, "position": position,
                "proposal": proposal, "contract": contract}
 
 
-def report(history: dict, path: str, **params) -> object:
+def report(history: dict, path: str, actor: str = "audit-he", **params) -> object:
+    """GET a report as ``actor`` (the compliance auditor, who reads everything, by default)."""
     params["consistent_with"] = history["position"]
-    response = history["client"].get(path, params=params)
+    response = history["client"].get(path, params=params, headers=bearer(history["client"], actor))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -134,11 +137,11 @@ def test_risk_register_counts_open_cases_by_level_and_warnings(history: dict) ->
 def test_reports_come_as_csv_and_xlsx_with_the_same_rows(history: dict) -> None:
     client = history["client"]
     as_json = report(history, "/reports/customers")
-    response = client.get("/reports/customers", params={"format": "csv"})
+    response = client.get("/reports/customers", params={"format": "csv"}, headers=bearer(client, "audit-he"))
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [r["customer_id"] for r in rows] == [r["customer_id"] for r in as_json]
-    response = client.get("/reports/customers", params={"format": "xlsx"})
+    response = client.get("/reports/customers", params={"format": "xlsx"}, headers=bearer(client, "audit-he"))
     sheet = load_workbook(io.BytesIO(response.content)).active
     header = [c.value for c in sheet[1]]
     column = header.index("customer_id")
@@ -146,10 +149,49 @@ def test_reports_come_as_csv_and_xlsx_with_the_same_rows(history: dict) -> None:
 
 
 def test_a_bad_report_parameter_names_the_field(history: dict) -> None:
-    response = history["client"].get("/reports/evaluation", params={"period": "2025-Q5"})
+    auditor = bearer(history["client"], "audit-he")
+    response = history["client"].get("/reports/evaluation", params={"period": "2025-Q5"}, headers=auditor)
     assert response.status_code == 422
     assert "period" in response.text
-    response = history["client"].get("/reports/visits/calendar",
+    response = history["client"].get("/reports/visits/calendar", headers=auditor,
                                      params={"from": "2025-03-04T00:00:00Z", "to": "2025-03-03T00:00:00Z"})
     assert response.status_code == 422
     assert "to" in response.text
+
+
+# ---------------------------------------------------------------------- row-level access in reports
+
+
+def test_a_customer_managers_reports_show_only_their_own_customers(history: dict) -> None:
+    ids = {str(value) for value in history["ids"].values()}  # all three are mgr-li's
+    assert {r["customer_id"] for r in report(history, "/reports/customers", actor="mgr-li")} == ids
+    assert report(history, "/reports/customers", actor="mgr-qian") == []
+    assert report(history, "/reports/funnel", actor="mgr-qian") == {stage: 0 for stage in (
+        "registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")}
+    assert report(history, "/reports/risk-register", actor="mgr-qian")["open_by_level"]["high"] == 0
+    assert report(history, "/reports/contracts", actor="mgr-qian")["items"] == []
+
+
+def test_a_customer_managers_funnel_counts_their_customers_as_the_bank_funnel_does(history: dict) -> None:
+    assert report(history, "/reports/funnel", actor="mgr-li") == report(history, "/reports/funnel")
+    assert report(history, "/reports/funnel", actor="mgr-li", by="channel") == report(history, "/reports/funnel",
+                                                                                   by="channel")
+
+
+def test_a_branch_heads_reports_show_only_their_branchs_customers(history: dict) -> None:
+    assert len(report(history, "/reports/customers", actor="head-sun")) == 3  # their branch
+    assert report(history, "/reports/customers", actor="head-ma") == []  # another branch
+    assert report(history, "/reports/visits/overdue-follow-ups", actor="head-ma") == []
+    assert len(report(history, "/reports/visits/overdue-follow-ups", actor="head-sun")) == 1
+
+
+def test_an_evaluation_outside_the_callers_unit_is_refused(history: dict) -> None:
+    client = history["client"]
+    own = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": "person", "unit_id": "mgr-li"},
+                     headers=bearer(client, "mgr-li"))
+    other = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": "person",
+                                                      "unit_id": "mgr-qian"}, headers=bearer(client, "mgr-li"))
+    bank = client.get("/reports/evaluation", params={"period": "2025-03"}, headers=bearer(client, "head-sun"))
+    assert own.status_code == 200, own.text
+    assert (other.status_code, other.json()["code"]) == (403, "outside_your_scope")
+    assert (bank.status_code, bank.json()["code"]) == (403, "outside_your_scope")

@@ -18,7 +18,7 @@ from domain.base import Context, InvalidValue
 from domain.contract import Contract, ContractSigningBlockedByRisk
 from domain.customer import Customer, ReviewerIsCustomerManager
 from domain.proposal import Proposal
-from domain.receipt import CommandReceipt
+from domain.receipt import CommandReceipt, IdempotencyKeyReused, receipt_id
 from domain.risk import RiskCase
 from domain.visit import PreparationRequired, Visit
 
@@ -363,6 +363,47 @@ def test_the_command_id_is_kept_on_the_events_it_caused_and_on_its_receipt(app):
     assert isinstance(receipt, CommandReceipt.Accepted)
     assert (receipt.command_name, receipt.aggregate_id, receipt.command_id) == (
         "register_customer", result.aggregate_id, "client-cmd-7")
+
+
+def test_a_command_id_is_scoped_by_the_actor_so_two_clients_keys_never_collide(app):
+    customer_id = register(app)
+    first = app.record_facts(as_(MANAGER, command_id="form-1"), customer_id, group="needs", facts={"a": 1})
+    other = app.record_facts(as_("mgr-qian", command_id="form-1"), customer_id, group="needs", facts={"a": 1})
+    assert (first.replayed, other.replayed) == (False, False)
+    assert other.version == first.version + 1
+
+
+def test_a_command_id_reused_with_another_request_is_refused_and_writes_nothing(app):
+    customer_id = register(app)
+    app.record_facts(as_(command_id="form-2", request_hash="digest-a"), customer_id, group="needs", facts={"a": 1})
+    before = log_size(app)
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        app.record_facts(as_(command_id="form-2", request_hash="digest-b"), customer_id, group="needs",
+                         facts={"a": 2})
+    assert (refused.value.code, refused.value.field) == ("idempotency_key_reused", "idempotency_key")
+    assert log_size(app) == before
+
+
+def test_a_command_id_reused_for_another_command_is_refused(app):
+    customer_id = register(app)
+    app.record_facts(as_(command_id="form-3"), customer_id, group="needs", facts={"a": 1})
+    with pytest.raises(IdempotencyKeyReused, match="was used for record_facts, not mark_key_customer"):
+        app.mark_key_customer(as_(command_id="form-3"), customer_id, reason="large employer")
+
+
+def test_the_receipt_keeps_the_request_digest(app):
+    result = app.register_customer(as_(command_id="form-4", request_hash="digest-a"), kind="retail",
+                                   acquisition_channel="online", source_detail="web", segment="s",
+                                   manager_id=MANAGER, branch="HQ")
+    receipt = app.repository.get(receipt_id(MANAGER, "form-4"))
+    assert (receipt.command_name, receipt.aggregate_id, receipt.request_hash) == (
+        "register_customer", result.aggregate_id, "digest-a")
+
+
+def test_a_receipt_recorded_before_digests_were_kept_reads_with_none():
+    state = {"command_name": "register_customer", "aggregate_id": uuid.uuid4()}
+    CommandReceipt.Accepted.upcast_v1_v2(state)
+    assert state["request_hash"] is None
 
 
 def test_a_receipt_needs_the_client_command_id():

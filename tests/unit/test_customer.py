@@ -6,6 +6,7 @@ customer's history is where an auditor first reads that evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.base import Context, IllegalTransition, InvalidValue, MakerCheckerViolation, ReasonRequired
-from domain.customer import Customer, CustomerNotScreened, ReviewerIsCustomerManager
+from domain.customer import Customer, CustomerNotScreened, ReviewerIsCustomerManager, ReviewerIsRegistrar
 
 MANAGER = "mgr-li"
 REVIEWER = "rev-wang"
@@ -230,6 +231,20 @@ def test_reviewer_may_not_be_the_manager_the_customer_was_reassigned_to(given, c
     customer.collect_events()
     with pytest.raises(ReviewerIsCustomerManager):
         customer.review(ctx(REVIEWER, "reviewer"), decision="qualified", reason="verified")
+
+
+def test_reviewer_may_not_be_the_person_who_registered_the_customer(ctx):
+    customer = Customer.register(ctx("desk-wu", "customer_manager"), kind="retail", acquisition_channel="branch",
+                                 source_detail="counter", segment="s", manager_id=MANAGER, branch="HQ")
+    customer.record_screening(ctx(MANAGER, "system"), model_name="retail-scorecard", model_version="1.0", inputs={},
+                              score=60, contributions={"base": 60}, outcome="refer")
+    customer.collect_events()
+    with pytest.raises(ReviewerIsRegistrar) as refused:
+        customer.review(ctx("desk-wu", "reviewer"), decision="qualified", reason="verified")
+    assert isinstance(refused.value, MakerCheckerViolation)
+    assert refused.value.code == "reviewer_is_registrar"
+    assert customer.collect_events() == []
+    assert customer.stage == "screened"
 
 
 def test_a_customer_cannot_be_reviewed_before_it_is_screened(given, ctx):
@@ -528,7 +543,9 @@ def test_unlinking_a_case_the_customer_does_not_have_records_nothing(given, ctx)
 
 def test_every_customer_event_carries_the_evidence_of_its_command(evidence_ctx, carries_evidence, now):
     before = now()
-    customer = Customer.register(evidence_ctx, kind="retail", acquisition_channel="branch", source_detail="counter",
+    # the registrar may not review the customer (maker-checker), so another person registers it
+    registrar_ctx = dataclasses.replace(evidence_ctx, actor_id="registrar-desk", actor_role="customer_manager")
+    customer = Customer.register(registrar_ctx, kind="retail", acquisition_channel="branch", source_detail="counter",
                                  segment="students", manager_id=MANAGER, branch="HQ")
     customer.record_facts(evidence_ctx, group="basic", facts={"age": 22})
     customer.record_credit_standing(evidence_ctx, source="bureau", result="no_default")
@@ -550,7 +567,8 @@ def test_every_customer_event_carries_the_evidence_of_its_command(evidence_ctx, 
     events = customer.collect_events()
     after = now()
     assert len(events) == 15
-    for event in events:
+    carries_evidence(events[0], registrar_ctx, recorded_between=(before, after))
+    for event in events[1:]:
         carries_evidence(event, evidence_ctx, recorded_between=(before, after))
 
 

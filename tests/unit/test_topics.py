@@ -74,7 +74,7 @@ def _as(actor_id: str, **kwargs) -> Context:
 
 
 def _one_of_everything(app: TuohuApplication) -> None:
-    """Use cases that write events of every aggregate kind, a command receipt included."""
+    """Use cases that write events of every aggregate kind, a command receipt and a user included."""
     customer_id = app.register_customer(_as("mgr-li", command_id="topics-1"), kind="retail",
                                         acquisition_channel="branch", source_detail="counter", segment="s",
                                         manager_id="mgr-li", branch="HQ").aggregate_id
@@ -101,6 +101,7 @@ def _one_of_everything(app: TuohuApplication) -> None:
         {"indicator": "new_customers", "group": "acquisition_results", "weight": Decimal(100)}])
     app.set_target(_as("head-zhao"), year="2024", unit_type="branch", unit_id="HQ", indicator="new_customers",
                    annual=Decimal(120))
+    app.add_user(_as("cli:root"), name="mgr-li", role="customer_manager", branch="HQ")
 
 
 def test_stored_notification_topics_are_the_tuohu_topic_strings(app):

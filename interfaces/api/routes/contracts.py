@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Response
 
+from application import privacy
 from domain.contract import Contract
 from interfaces.api.deps import (
     COMMAND_RESPONSES,
@@ -17,6 +18,7 @@ from interfaces.api.deps import (
     Limit,
     Offset,
     ReadModelsDep,
+    ScopeDep,
     created,
     etag,
     records_page,
@@ -91,12 +93,14 @@ def get_contract(contract_id: UUID, app: AppDep, response: Response) -> Contract
     """One contract's current state with its clause findings; ETag is its version."""
     contract = app.load(Contract, contract_id)
     response.headers["ETag"] = etag(contract.version)
-    return ContractPublic.model_validate(contract)
+    return ContractPublic.model_validate(privacy.shown(app, contract))  # restricted: auditors only
 
 
 @queries.get("", operation_id="list_contracts")
-def list_contracts(read_models: ReadModelsDep, customer_id: UUID | None = None, status: ContractStatus | None = None,
-                   created_by: CreatedBy = None, limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
-    """Contracts from the pipeline read model, newest first, caught up to the latest event."""
+def list_contracts(read_models: ReadModelsDep, scope: ScopeDep, customer_id: UUID | None = None,
+                   status: ContractStatus | None = None, created_by: CreatedBy = None,
+                   limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
+    """Contracts from the pipeline read model, newest first, caught up to the latest event;
+    only those of the customers the caller may see."""
     return records_page(read_models, "contract", customer_id=customer_id, status=status, created_by=created_by,
-                        limit=limit, offset=offset)
+                        limit=limit, offset=offset, scope=scope)

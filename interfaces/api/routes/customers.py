@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
+from application import privacy
 from domain.customer import Customer
 from interfaces.api.deps import (
     COMMAND_RESPONSES,
@@ -16,6 +17,7 @@ from interfaces.api.deps import (
     Limit,
     Offset,
     ReadModelsDep,
+    ScopeDep,
     created,
     etag,
     pipeline_caught_up,
@@ -153,12 +155,13 @@ def get_customer(customer_id: UUID, app: AppDep, response: Response) -> Customer
     """One customer's current state, rebuilt from its events; ETag is its version."""
     customer = app.load(Customer, customer_id)
     response.headers["ETag"] = etag(customer.version)
-    return CustomerPublic.model_validate(customer)
+    return CustomerPublic.model_validate(privacy.without_personal_data(customer))  # restricted: auditors only
 
 
 @queries.get("", operation_id="list_customers")
 def list_customers(
     read_models: ReadModelsDep,
+    scope: ScopeDep,
     stage: CustomerStage | None = None,
     manager_id: TextFilter = None,
     branch: TextFilter = None,
@@ -172,8 +175,10 @@ def list_customers(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> CustomersPublic:
-    """Customers from the pipeline read model, newest registration first, caught up to the latest event."""
+    """Customers from the pipeline read model, newest registration first, caught up to the latest event;
+    a customer manager sees their own customers, a branch head their branch's."""
     position = pipeline_caught_up(read_models)
     rows = read_models.customers(stage=stage, manager_id=manager_id, branch=branch, channel=channel, segment=segment,
-                                 kind=kind, is_key=is_key, risk_level=risk_level, q=q, limit=limit, offset=offset)
+                                 kind=kind, is_key=is_key, risk_level=risk_level, q=q, limit=limit, offset=offset,
+                                 scope=scope)
     return CustomersPublic(data=rows, limit=limit, offset=offset, position=position)

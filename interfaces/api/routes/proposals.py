@@ -17,6 +17,7 @@ from interfaces.api.deps import (
     Limit,
     Offset,
     ReadModelsDep,
+    ScopeDep,
     created,
     etag,
     records_page,
@@ -112,8 +113,10 @@ def get_proposal(proposal_id: UUID, app: AppDep, response: Response) -> Proposal
 
 
 @queries.get("", operation_id="list_proposals")
-def list_proposals(read_models: ReadModelsDep, customer_id: UUID | None = None, status: ProposalStatus | None = None,
-                   created_by: CreatedBy = None, limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
-    """Proposals from the pipeline read model, newest first, caught up to the latest event."""
+def list_proposals(read_models: ReadModelsDep, scope: ScopeDep, customer_id: UUID | None = None,
+                   status: ProposalStatus | None = None, created_by: CreatedBy = None,
+                   limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
+    """Proposals from the pipeline read model, newest first, caught up to the latest event;
+    only those of the customers the caller may see."""
     return records_page(read_models, "proposal", customer_id=customer_id, status=status, created_by=created_by,
-                        limit=limit, offset=offset)
+                        limit=limit, offset=offset, scope=scope)

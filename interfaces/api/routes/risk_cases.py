@@ -16,6 +16,7 @@ from interfaces.api.deps import (
     Limit,
     Offset,
     ReadModelsDep,
+    ScopeDep,
     created,
     etag,
     records_page,
@@ -93,8 +94,10 @@ def get_risk_case(risk_case_id: UUID, app: AppDep, response: Response) -> RiskCa
 
 
 @queries.get("", operation_id="list_risk_cases")
-def list_risk_cases(read_models: ReadModelsDep, customer_id: UUID | None = None, status: RiskStatus | None = None,
-                    created_by: CreatedBy = None, limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
-    """Risk cases from the pipeline read model, newest first, caught up to the latest event."""
+def list_risk_cases(read_models: ReadModelsDep, scope: ScopeDep, customer_id: UUID | None = None,
+                    status: RiskStatus | None = None, created_by: CreatedBy = None,
+                    limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
+    """Risk cases from the pipeline read model, newest first, caught up to the latest event;
+    only those of the customers the caller may see."""
     return records_page(read_models, "risk_case", customer_id=customer_id, status=status, created_by=created_by,
-                        limit=limit, offset=offset)
+                        limit=limit, offset=offset, scope=scope)

@@ -7,6 +7,7 @@ targets by the id returned when they were created.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Response
@@ -38,7 +39,7 @@ StaffCode = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^/\x00]
 def join_team(body: StaffCreate, app: AppDep, ctx: ActorDep, response: Response) -> CommandPublic:
     """Add a member to the acquisition team in a role and branch (§3)."""
     result = app.join_team(ctx, **body.model_dump())
-    response.headers["Location"] = f"/staff/{body.staff_code.strip()}"
+    response.headers["Location"] = f"/staff/{quote(body.staff_code.strip(), safe='')}"
     return reply(response, result)
 
 

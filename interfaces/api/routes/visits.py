@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
+from application import privacy
 from domain.visit import Visit
 from interfaces.api.deps import (
     COMMAND_RESPONSES,
@@ -16,6 +17,7 @@ from interfaces.api.deps import (
     Limit,
     Offset,
     ReadModelsDep,
+    ScopeDep,
     created,
     etag,
     records_page,
@@ -86,12 +88,14 @@ def get_visit(visit_id: UUID, app: AppDep, response: Response) -> VisitPublic:
     """One visit's current state, rebuilt from its events; ETag is its version."""
     visit = app.load(Visit, visit_id)
     response.headers["ETag"] = etag(visit.version)
-    return VisitPublic.model_validate(visit)
+    return VisitPublic.model_validate(privacy.shown(app, visit))  # a restricted customer's texts: auditors only
 
 
 @queries.get("", operation_id="list_visits")
-def list_visits(read_models: ReadModelsDep, customer_id: UUID | None = None, status: VisitStatus | None = None,
-                created_by: CreatedBy = None, limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
-    """Visits from the pipeline read model, newest first, caught up to the latest event."""
+def list_visits(read_models: ReadModelsDep, scope: ScopeDep, customer_id: UUID | None = None,
+                status: VisitStatus | None = None, created_by: CreatedBy = None,
+                limit: Limit = 100, offset: Offset = 0) -> RecordsPublic:
+    """Visits from the pipeline read model, newest first, caught up to the latest event;
+    only those of the customers the caller may see."""
     return records_page(read_models, "visit", customer_id=customer_id, status=status, created_by=created_by,
-                        limit=limit, offset=offset)
+                        limit=limit, offset=offset, scope=scope)

@@ -1,0 +1,946 @@
+"""The audit chain: a SHA-256 hash chain over the stored events, sealed in batches (tamper evidence).
+
+Each stored event at notification id (position) ``n`` gets a link::
+
+    link_n = SHA-256( link_prev
+                      || b"%d:%d:%s:%d:%d:%s:%d:" % (n, len(id), id, version, len(topic), topic, len(state))
+                      || state )
+
+where ``link_prev`` is the link of the previous stored event (:data:`GENESIS` for
+the first), ``id`` the originator id as 32 lowercase hex digits, and ``state``
+the stored bytes exactly as the event store holds them (personal fields
+encrypted: erasing a person does not change them). The links live in
+``tuohu_chain`` (position, originator_id, originator_version, link) in the
+event database, and ``tuohu audit seal`` extends the chain over the events
+stored since, in batches, and records a seal (the position and link of the
+head) in ``tuohu_seals``. Publish a seal outside the database
+(``tuohu audit seal --export FILE``): a database administrator could rewrite
+events, links and seals together, but not the seal you hold.
+
+:meth:`AuditChain.verify` recomputes every link from the stored events and
+compares it with the seals (and a published seal). On a difference it walks the
+stored events and links side by side and names the first position where an
+event was edited, deleted, inserted or reordered; events stored after the last
+seal are reported as unsealed, not as tampering.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+GENESIS = hashlib.sha256(b"tuohu audit chain v1").digest()
+EXPORT_FORMAT = "tuohu-audit-export/1"
+SEAL_FORMAT = "tuohu-seal/1"
+FIRST = -(2**63)
+_PAGE = 5000
+_sha256 = hashlib.sha256
+
+
+def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
+    """The chain link of one stored event (see the module docstring)."""
+    return _sha256(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(originator_id), originator_id, version,
+                                                   len(topic), topic, len(state), state)).digest()
+
+
+Row = tuple[int, bytes, int, bytes, bytes]
+"""A stored event as the chain sees it: (position, originator id hex, version, topic, state)."""
+
+
+@dataclass(frozen=True)
+class Seal:
+    """The chain's head at one moment: ``events`` links up to ``position``, the last being ``link``."""
+
+    seal_id: int
+    position: int
+    link: str
+    events: int
+    sealed_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": SEAL_FORMAT, **asdict(self), "sealed_at": self.sealed_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Seal:
+        return cls(int(data["seal_id"]), int(data["position"]), str(data["link"]), int(data["events"]),
+                   datetime.fromisoformat(data["sealed_at"]))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first place where the stored events and the chain disagree."""
+
+    position: int
+    kind: str  # edited | deleted | inserted | reordered | chain_altered | seal_mismatch
+    detail: str
+
+
+@dataclass
+class Verification:
+    """What :meth:`AuditChain.verify` found."""
+
+    ok: bool
+    checked: int = 0
+    seal: Seal | None = None
+    unsealed: int = 0
+    published: Seal | None = None
+    problem: Problem | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.problem is not None:
+            return f"TAMPERED at position {self.problem.position}: {self.problem.kind} - {self.problem.detail}"
+        if self.seal is None:
+            return f"OK: nothing sealed yet; {self.unsealed} events are not sealed (run tuohu audit seal)"
+        against = f" and the published seal #{self.published.seal_id}" if self.published else ""
+        text = (f"OK: {self.checked} events up to position {self.seal.position} match seal #{self.seal.seal_id} "
+                f"(sealed {self.seal.sealed_at.isoformat()}, link {self.seal.link[:16]}…){against}")
+        if self.unsealed:
+            text += f"; {self.unsealed} events stored after it are not sealed yet"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked, "unsealed": self.unsealed,
+                "seal": self.seal.to_json() if self.seal else None,
+                "published": self.published.to_json() if self.published else None,
+                "problem": asdict(self.problem) if self.problem else None, "seconds": round(self.seconds, 3),
+                "summary": self.summary()}
+
+
+# --------------------------------------------------------------------------
+# Where the events and the chain are stored
+# --------------------------------------------------------------------------
+
+
+class ChainStorage:
+    """Raw access to the stored events and the chain tables of one event store."""
+
+    def snapshot(self) -> Any:
+        """A context manager giving a :class:`Snapshot` (one consistent read)."""
+        raise NotImplementedError
+
+    def append(self, rows: list[tuple[int, str, int, bytes]], after: int | None) -> None:
+        """Add links (position, originator_id, version, link); refuse if the chain's head moved from ``after``."""
+        raise NotImplementedError
+
+    def add_seal(self, position: int, link_: bytes, events: int, sealed_at: datetime) -> Seal:
+        raise NotImplementedError
+
+    def seals(self) -> list[Seal]:
+        raise NotImplementedError
+
+    def positions(self, originator_id: Any) -> dict[int, int]:
+        """``{version: position}`` of one aggregate's stored events."""
+        raise NotImplementedError
+
+    def first_at_or_after(self, position: int) -> tuple[int, bytes] | None:
+        """(position, state) of the first stored event at or after ``position``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Snapshot:
+    """One consistent read of the stored events and the chain."""
+
+    def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        """The stored events in ``(after, upto]``, in position order, a page at a time."""
+        raise NotImplementedError
+
+    def events(self, after: int = FIRST, upto: int | None = None) -> Iterator[Row]:
+        for page in self.pages(after, upto):
+            yield from page
+
+    def count_after(self, position: int) -> int:
+        """How many stored events lie after ``position``."""
+        raise NotImplementedError
+
+    def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
+        """(position, originator id hex, version, link) in position order."""
+        raise NotImplementedError
+
+    def head(self) -> tuple[int, bytes, int] | None:
+        """(position, link, number of links) of the chain's last link."""
+        raise NotImplementedError
+
+    def linked_at(self, originator_id: bytes, version: int) -> int | None:
+        """The position the chain links the event (originator, version) at."""
+        raise NotImplementedError
+
+    def link_before(self, position: int) -> bytes:
+        """The stored link of the last position before ``position`` (GENESIS if none)."""
+        raise NotImplementedError
+
+
+class ChainConflict(RuntimeError):
+    """Another seal extended the chain at the same time; nothing was written (seal again)."""
+
+
+class SQLiteChain(ChainStorage):
+    """The chain in the events' SQLite file: ``tuohu_chain`` and ``tuohu_seals`` beside the event table."""
+
+    def __init__(self, path: str, table: str) -> None:
+        self.path, self.table = path, table
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.text_factory = bytes
+        # Links are written on a second connection, so a seal can read a snapshot while it writes.
+        self.writer = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS tuohu_chain (position INTEGER PRIMARY KEY, "
+                          "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, link BLOB NOT NULL)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS tuohu_seals (seal_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                          "position INTEGER NOT NULL, link BLOB NOT NULL, events INTEGER NOT NULL, "
+                          "sealed_at TEXT NOT NULL)")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                yield _SQLiteSnapshot(self.conn, self.table)
+            finally:
+                self.conn.execute("ROLLBACK")
+
+    def append(self, rows: list[tuple[int, str, int, bytes]], after: int | None) -> None:
+        with self._write_lock:
+            self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                head = self.writer.execute("SELECT MAX(position) FROM tuohu_chain").fetchone()[0]
+                if head != after:
+                    raise ChainConflict(f"the chain's head moved from {after} to {head}")
+                self.writer.executemany("INSERT INTO tuohu_chain VALUES (?, ?, ?, ?)", rows)
+            except BaseException:
+                self.writer.execute("ROLLBACK")
+                raise
+            self.writer.execute("COMMIT")
+
+    def add_seal(self, position: int, link_: bytes, events: int, sealed_at: datetime) -> Seal:
+        with self._write_lock:
+            cursor = self.writer.execute("INSERT INTO tuohu_seals (position, link, events, sealed_at) "
+                                       "VALUES (?, ?, ?, ?)", (position, link_, events, sealed_at.isoformat()))
+            return Seal(int(cursor.lastrowid or 0), position, link_.hex(), events, sealed_at)
+
+    def seals(self) -> list[Seal]:
+        with self._lock:
+            rows = self.conn.execute("SELECT seal_id, position, link, events, sealed_at FROM tuohu_seals "
+                                     "ORDER BY seal_id").fetchall()
+        return [Seal(r[0], r[1], bytes(r[2]).hex(), r[3], datetime.fromisoformat(r[4].decode())) for r in rows]
+
+    def positions(self, originator_id: Any) -> dict[int, int]:
+        with self._lock:
+            rows = self.conn.execute(f"SELECT originator_version, rowid FROM {self.table} WHERE originator_id = ?",
+                                     (_hex(originator_id).decode(),)).fetchall()
+        return dict(rows)
+
+    def first_at_or_after(self, position: int) -> tuple[int, bytes] | None:
+        with self._lock:
+            row = self.conn.execute(f"SELECT rowid, state FROM {self.table} WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+                                    (position,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def close(self) -> None:
+        with self._lock, self._write_lock:
+            self.conn.close()
+            self.writer.close()
+
+
+class _SQLiteSnapshot(Snapshot):
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        self.conn, self.table = conn, table
+
+    def _pages(self, sql: str, after: int, upto: int | None) -> Iterator[Any]:
+        cursor = self.conn.execute(sql, (after, upto if upto is not None else 2**63 - 1))
+        while True:
+            rows = cursor.fetchmany(_PAGE)
+            if not rows:
+                return
+            yield from rows
+
+    def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        cursor = self.conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.table} "
+                                   "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                                   (after, upto if upto is not None else 2**63 - 1))
+        while True:
+            rows = cursor.fetchmany(_PAGE)
+            if not rows:
+                return
+            yield rows
+
+    def count_after(self, position: int) -> int:
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table} WHERE rowid > ?", (position,)).fetchone()[0])
+
+    def positions_at(self, offsets: list[int]) -> list[int]:
+        """The chain's positions at these offsets (0 = its first link)."""
+        found = []
+        for offset in offsets:
+            row = self.conn.execute("SELECT position FROM tuohu_chain ORDER BY position LIMIT 1 OFFSET ?",
+                                    (offset,)).fetchone()
+            if row is not None:
+                found.append(row[0])
+        return found
+
+    def links_at(self, positions: list[int]) -> dict[int, bytes]:
+        found = {}
+        for position in positions:
+            row = self.conn.execute("SELECT link FROM tuohu_chain WHERE position = ?", (position,)).fetchone()
+            if row is not None:
+                found[position] = bytes(row[0])
+        return found
+
+    def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
+        return self._pages("SELECT position, originator_id, originator_version, link FROM tuohu_chain "
+                           "WHERE position > ? AND position <= ? ORDER BY position", after, upto)
+
+    def head(self) -> tuple[int, bytes, int] | None:
+        row = self.conn.execute("SELECT position, link FROM tuohu_chain ORDER BY position DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        count = self.conn.execute("SELECT COUNT(*) FROM tuohu_chain").fetchone()[0]
+        return row[0], bytes(row[1]), count
+
+    def linked_at(self, originator_id: bytes, version: int) -> int | None:
+        row = self.conn.execute("SELECT position FROM tuohu_chain WHERE originator_id = ? AND originator_version = ?",
+                                (originator_id.decode(errors="replace"), version)).fetchone()
+        return row[0] if row else None
+
+    def link_before(self, position: int) -> bytes:
+        row = self.conn.execute("SELECT link FROM tuohu_chain WHERE position < ? ORDER BY position DESC LIMIT 1",
+                                (position,)).fetchone()
+        return bytes(row[0]) if row else GENESIS
+
+
+class PostgresChain(ChainStorage):
+    """The chain in the event store's PostgreSQL schema (through the library's connection pool)."""
+
+    def __init__(self, datastore: Any, table: str) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        self.datastore = datastore
+        self.SQL = SQL
+        schema = Identifier(datastore.schema)
+        self.events_table = SQL("{}.{}").format(schema, Identifier(table))
+        self.chain = SQL("{}.{}").format(schema, Identifier("tuohu_chain"))
+        self.seal_table = SQL("{}.{}").format(schema, Identifier("tuohu_seals"))
+        with datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY, originator_id text NOT NULL, "
+                             "originator_version bigint NOT NULL, link bytea NOT NULL)").format(self.chain))
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (seal_id bigserial PRIMARY KEY, position bigint NOT NULL, "
+                             "link bytea NOT NULL, events bigint NOT NULL, sealed_at timestamptz NOT NULL)")
+                         .format(self.seal_table))
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        with self.datastore.get_connection() as conn:
+            with conn.transaction(force_rollback=True):
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield _PostgresSnapshot(conn, self)
+
+    def append(self, rows: list[tuple[int, str, int, bytes]], after: int | None) -> None:
+        with self.datastore.get_connection() as conn, conn.transaction():
+            conn.execute(self.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self.chain))
+            head = conn.execute(self.SQL("SELECT MAX(position) AS head FROM {}").format(self.chain)).fetchone()["head"]
+            if head != after:
+                raise ChainConflict(f"the chain's head moved from {after} to {head}")
+            with conn.cursor().copy(self.SQL("COPY {} (position, originator_id, originator_version, link) FROM STDIN")
+                                    .format(self.chain)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def add_seal(self, position: int, link_: bytes, events: int, sealed_at: datetime) -> Seal:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.SQL("INSERT INTO {} (position, link, events, sealed_at) VALUES (%s, %s, %s, %s) "
+                                  "RETURNING seal_id").format(self.seal_table), (position, link_, events, sealed_at))
+            seal_id = curs.fetchone()["seal_id"]
+        return Seal(int(seal_id), position, link_.hex(), events, sealed_at)
+
+    def seals(self) -> list[Seal]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.SQL("SELECT seal_id, position, link, events, sealed_at FROM {} ORDER BY seal_id")
+                         .format(self.seal_table))
+            rows = curs.fetchall()
+        return [Seal(r["seal_id"], r["position"], bytes(r["link"]).hex(), r["events"], r["sealed_at"]) for r in rows]
+
+    def positions(self, originator_id: Any) -> dict[int, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.SQL("SELECT originator_version, notification_id FROM {} WHERE originator_id = %s")
+                         .format(self.events_table), (originator_id,))
+            return {r["originator_version"]: r["notification_id"] for r in curs.fetchall()}
+
+    def first_at_or_after(self, position: int) -> tuple[int, bytes] | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.SQL("SELECT notification_id, state FROM {} WHERE notification_id >= %s "
+                                  "ORDER BY notification_id LIMIT 1").format(self.events_table), (position,))
+            row = curs.fetchone()
+        return (row["notification_id"], bytes(row["state"])) if row else None
+
+
+class _PostgresSnapshot(Snapshot):
+    def __init__(self, conn: Any, chain: PostgresChain) -> None:
+        self.conn, self.c = conn, chain
+        self._cursors = 0
+
+    def _stream(self, sql: Any, after: int, upto: int | None) -> Iterator[Any]:
+        from psycopg.rows import tuple_row
+
+        self._cursors += 1
+        cursor = self.conn.cursor(name=f"tuohu_chain_{self._cursors}", row_factory=tuple_row)
+        try:
+            cursor.itersize = _PAGE
+            cursor.execute(sql, (after, upto if upto is not None else 2**63 - 1))
+            yield from cursor
+        finally:
+            with suppress(Exception):
+                cursor.close()
+
+    def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        from psycopg.rows import tuple_row
+
+        self._cursors += 1
+        cursor = self.conn.cursor(name=f"tuohu_chain_{self._cursors}", row_factory=tuple_row)
+        try:
+            cursor.execute(self.c.SQL(
+                "SELECT notification_id, convert_to(replace(originator_id::text, '-', ''), 'UTF8'), "
+                "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > %s "
+                "AND notification_id <= %s ORDER BY notification_id").format(self.c.events_table),
+                (after, upto if upto is not None else 2**63 - 1))
+            while True:
+                rows = cursor.fetchmany(_PAGE)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            with suppress(Exception):
+                cursor.close()
+
+    def count_after(self, position: int) -> int:
+        return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {} WHERE notification_id > %s")
+                                     .format(self.c.events_table), (position,)).fetchone()["n"])
+
+    def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
+        return self._stream(self.c.SQL(
+            "SELECT position, convert_to(originator_id, 'UTF8'), originator_version, link FROM {} "
+            "WHERE position > %s AND position <= %s ORDER BY position").format(self.c.chain), after, upto)
+
+    def head(self) -> tuple[int, bytes, int] | None:
+        row = self.conn.execute(self.c.SQL("SELECT position, link FROM {} ORDER BY position DESC LIMIT 1")
+                                .format(self.c.chain)).fetchone()
+        if row is None:
+            return None
+        count = self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {}").format(self.c.chain)).fetchone()["n"]
+        return row["position"], bytes(row["link"]), count
+
+    def linked_at(self, originator_id: bytes, version: int) -> int | None:
+        row = self.conn.execute(self.c.SQL("SELECT position FROM {} WHERE originator_id = %s AND "
+                                           "originator_version = %s").format(self.c.chain),
+                                (originator_id.decode(errors="replace"), version)).fetchone()
+        return row["position"] if row else None
+
+    def link_before(self, position: int) -> bytes:
+        row = self.conn.execute(self.c.SQL("SELECT link FROM {} WHERE position < %s ORDER BY position DESC LIMIT 1")
+                                .format(self.c.chain), (position,)).fetchone()
+        return bytes(row["link"]) if row else GENESIS
+
+
+class MemoryChain(ChainStorage):
+    """The chain in memory over any recorder's ``select_notifications`` (the library's POPO store, tests)."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.chain: dict[int, tuple[bytes, int, bytes]] = {}
+        self._seals: list[Seal] = []
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        yield _MemorySnapshot(self)
+
+    def append(self, rows: list[tuple[int, str, int, bytes]], after: int | None) -> None:
+        head = max(self.chain, default=None)
+        if head != after:
+            raise ChainConflict(f"the chain's head moved from {after} to {head}")
+        for position, originator_id, version, link_ in rows:
+            self.chain[position] = (originator_id.encode(), version, link_)
+
+    def add_seal(self, position: int, link_: bytes, events: int, sealed_at: datetime) -> Seal:
+        seal = Seal(len(self._seals) + 1, position, link_.hex(), events, sealed_at)
+        self._seals.append(seal)
+        return seal
+
+    def seals(self) -> list[Seal]:
+        return list(self._seals)
+
+    def positions(self, originator_id: Any) -> dict[int, int]:
+        found, start = {}, 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=1000)
+            if not page:
+                return found
+            found.update({n.originator_version: n.id for n in page if n.originator_id == originator_id})
+            start = page[-1].id + 1
+
+    def first_at_or_after(self, position: int) -> tuple[int, bytes] | None:
+        page = self.recorder.select_notifications(start=max(position, 1), limit=1)
+        return (page[0].id, page[0].state) if page else None
+
+
+class _MemorySnapshot(Snapshot):
+    def __init__(self, store: MemoryChain) -> None:
+        self.store = store
+
+    def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        start = max(after + 1, 1)
+        while True:
+            page = self.store.recorder.select_notifications(start=start, limit=_PAGE, stop=upto)
+            if not page:
+                return
+            yield [(n.id, _hex(n.originator_id), n.originator_version, n.topic.encode(), n.state) for n in page]
+            start = page[-1].id + 1
+
+    def count_after(self, position: int) -> int:
+        return sum(len(page) for page in self.pages(after=position))
+
+    def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
+        for position in sorted(self.store.chain):
+            if after < position and (upto is None or position <= upto):
+                yield (position, *self.store.chain[position])
+
+    def head(self) -> tuple[int, bytes, int] | None:
+        if not self.store.chain:
+            return None
+        position = max(self.store.chain)
+        return position, self.store.chain[position][2], len(self.store.chain)
+
+    def linked_at(self, originator_id: bytes, version: int) -> int | None:
+        return next((p for p, (o, v, _) in self.store.chain.items() if (o, v) == (originator_id, version)), None)
+
+    def link_before(self, position: int) -> bytes:
+        before = [p for p in self.store.chain if p < position]
+        return self.store.chain[max(before)][2] if before else GENESIS
+
+
+_PARALLEL_FROM = 100_000
+
+
+def _recompute_range(job: tuple[str, str, int, int, bytes]) -> tuple[bytes, int, int | None]:
+    """In a worker process: the links of the stored events in ``(after, upto]`` from ``start``.
+
+    Returns the last link, the number of events and the last position."""
+    path, table, after, upto, prev = job
+    conn = sqlite3.connect(path, timeout=30)
+    conn.text_factory = bytes
+    sha, rows_seen, last = _sha256, 0, None
+    try:
+        cursor = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
+                              "WHERE rowid > ? AND rowid <= ? ORDER BY rowid", (after, upto))
+        while True:
+            rows = cursor.fetchmany(_PAGE)
+            if not rows:
+                break
+            for position, oid, version, topic, state in rows:
+                prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
+                                                           topic, len(state), state)).digest()
+            rows_seen += len(rows)
+            last = rows[-1][0]
+    finally:
+        conn.close()
+    return prev, rows_seen, last
+
+
+def _hex(originator_id: Any) -> bytes:
+    """The originator id as the chain hashes it: 32 lowercase hex digits."""
+    return (originator_id.hex if hasattr(originator_id, "hex") and not isinstance(originator_id, (bytes, str))
+            else str(originator_id).replace("-", "").lower()).encode()
+
+
+def storage_for(app: Any) -> ChainStorage:
+    """The chain storage beside ``app``'s event store."""
+    recorder = app.recorder
+    module = type(recorder).__module__
+    if module.endswith("sqlite"):
+        db_name = recorder.datastore.pool.db_name
+        if not recorder.datastore.pool.is_sqlite_memory_mode:
+            return SQLiteChain(db_name, recorder.events_table_name)
+    elif module.endswith("postgres"):
+        return PostgresChain(recorder.datastore, recorder.events_table_name)
+    return MemoryChain(recorder)
+
+
+# --------------------------------------------------------------------------
+# Sealing, verifying, exporting
+# --------------------------------------------------------------------------
+
+
+class AuditChain:
+    """Seal, verify and export the hash chain of an application's event store."""
+
+    batch_size = 20_000
+
+    def __init__(self, app: Any, storage: ChainStorage | None = None) -> None:
+        self.app = app
+        self.storage = storage or storage_for(app)
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def seals(self) -> list[Seal]:
+        return self.storage.seals()
+
+    def seal(self, now: datetime | None = None) -> Seal | None:
+        """Link the events stored since the last link, in batches, and record a seal of the new head.
+
+        Returns the new seal, the last one when nothing new was stored, or None for an empty store.
+        Raises :class:`ChainConflict` when another seal runs at the same time.
+        """
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+            after, prev, count = (head if head is not None else (None, GENESIS, 0))
+            rows: list[tuple[int, str, int, bytes]] = []
+            written_after = after
+            with closing(snap.events(after if after is not None else FIRST)) as events:
+                for position, originator_id, version, topic, state in events:
+                    prev = link(prev, position, originator_id, version, topic, state)
+                    rows.append((position, originator_id.decode(), version, prev))
+                    if len(rows) >= self.batch_size:
+                        self.storage.append(rows, written_after)
+                        written_after, count, rows = rows[-1][0], count + len(rows), []
+        if rows:
+            self.storage.append(rows, written_after)
+            written_after, count = rows[-1][0], count + len(rows)
+        seals = self.storage.seals()
+        if written_after is None:
+            return None
+        if seals and seals[-1].position == written_after:
+            return seals[-1]
+        return self.storage.add_seal(written_after, prev, count, now or datetime.now(timezone.utc))
+
+    def verify(self, published: Seal | None = None, workers: int = 1) -> Verification:
+        """Recompute every link from the stored events and compare with the seals (and ``published``).
+
+        With ``workers`` > 1 over a SQLite file, ranges of the chain are recomputed in
+        that many forked processes, each from the stored link where its range starts;
+        every range's last link must equal the stored link (or seal) there, which
+        proves the same as one pass. Call it so only from a single-threaded process.
+        """
+        started = time.perf_counter()
+        seals = self.storage.seals()
+        result = Verification(ok=True, seal=seals[-1] if seals else None, published=published)
+        with self.storage.snapshot() as snap:
+            head = snap.head()
+            checks: dict[int, list[tuple[str, Any]]] = {}
+            for seal in seals:
+                checks.setdefault(seal.position, []).append(("seal", seal))
+            if published is not None:
+                checks.setdefault(published.position, []).append(("published", published))
+            if head is not None:
+                checks.setdefault(head[0], []).append(("head", head))
+            parallel = (workers > 1 and isinstance(self.storage, SQLiteChain) and head is not None
+                        and head[2] >= _PARALLEL_FROM)
+            problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
+                       else self._fast_check(snap, head, checks, result))
+            if problem is not None:
+                result.problem = self._find(snap, head) or problem
+                result.ok = False
+        result.seconds = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def _fast_check(snap: Snapshot, head: tuple[int, bytes, int] | None, checks: dict[int, list[tuple[str, Any]]],
+                    result: Verification) -> Problem | None:
+        """One pass over the stored events: recompute the chain, compare it at every seal and at the head."""
+        if head is None:
+            result.unsealed = snap.count_after(FIRST)
+            return None
+        sealed_upto = head[0]
+        result.unsealed = snap.count_after(sealed_upto)
+        beyond = [p for p in checks if p > sealed_upto]
+        sha, prev, checked, after = _sha256, GENESIS, 0, FIRST
+        for check in sorted(p for p in checks if p <= sealed_upto):
+            last = None
+            with closing(snap.pages(after, check)) as pages:
+                for rows in pages:  # the hot loop: one hash per stored event
+                    for position, oid, version, topic, state in rows:
+                        prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
+                                                                   topic, len(state), state)).digest()
+                    checked += len(rows)
+                    last = rows[-1][0]
+            result.checked = checked
+            if last != check:
+                return Problem(check, "deleted", "a sealed position holds no event any more")
+            for what, expected in checks[check]:
+                if prev != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
+                    return Problem(check, "seal_mismatch", f"the recomputed link differs from the {what}")
+            after = check
+        if beyond:
+            return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
+                                                         "or the chain was rolled back")
+        if checked != head[2]:
+            return Problem(sealed_upto, "seal_mismatch", f"{checked} events are stored up to the chain's head, "
+                                                         f"{head[2]} were linked")
+        return None
+
+    def _parallel_check(self, snap: _SQLiteSnapshot, head: tuple[int, bytes, int],
+                        checks: dict[int, list[tuple[str, Any]]], result: Verification, workers: int) -> Problem | None:
+        """:meth:`_fast_check` split into ranges recomputed in forked processes."""
+        import multiprocessing
+
+        sealed_upto, count = head[0], head[2]
+        result.unsealed = snap.count_after(sealed_upto)
+        beyond = [p for p in checks if p > sealed_upto]
+        if beyond:
+            return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
+                                                         "or the chain was rolled back")
+        splits = snap.positions_at([count * k // workers for k in range(1, workers)])
+        ends = sorted({p for p in checks if p <= sealed_upto} | set(splits))
+        stored = snap.links_at(ends)
+        if len(stored) != len(ends):
+            return self._fast_check(snap, head, checks, result)
+        starts = [GENESIS] + [stored[e] for e in ends[:-1]]
+        afters = [FIRST] + ends[:-1]
+        storage: SQLiteChain = self.storage  # type: ignore[assignment]
+        jobs = [(storage.path, storage.table, a, e, s) for a, e, s in zip(afters, ends, starts)]
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            done = pool.map(_recompute_range, jobs)
+        checked = 0
+        for end, (link_, rows, last) in zip(ends, done):
+            checked += rows
+            result.checked = checked
+            if last != end:
+                return Problem(end, "deleted", "a sealed position holds no event any more")
+            if link_ != stored[end]:
+                return Problem(end, "seal_mismatch", "the recomputed link differs from the chain's")
+            for what, expected in checks.get(end, []):
+                if link_ != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
+                    return Problem(end, "seal_mismatch", f"the recomputed link differs from the {what}")
+        if checked != count:
+            return Problem(sealed_upto, "seal_mismatch", f"{checked} events are stored up to the chain's head, "
+                                                         f"{count} were linked")
+        return None
+
+    @staticmethod
+    def _find(snap: Snapshot, head: tuple[int, bytes, int] | None) -> Problem | None:
+        """Walk the stored events and links side by side; the first disagreement, classified."""
+        if head is None:
+            return None
+        with closing(snap.events(upto=head[0])) as events, closing(snap.links()) as links:
+            return AuditChain._walk(snap, head, events, links)
+
+    @staticmethod
+    def _walk(snap: Snapshot, head: tuple[int, bytes, int], events: Iterator[Row],
+              links: Iterator[tuple[int, bytes, int, bytes]]) -> Problem:
+        event, chained = next(events, None), next(links, None)
+        prev = GENESIS
+        while event is not None or chained is not None:
+            if chained is None or (event is not None and event[0] < chained[0]):
+                assert event is not None
+                return Problem(event[0], "inserted", f"event {_id(event[1])} v{event[2]} is stored at a position "
+                                                     "the chain never linked")
+            if event is None or chained[0] < event[0]:
+                return Problem(chained[0], "deleted", f"event {_id(chained[1])} v{chained[2]} linked here is gone")
+            position, originator_id, version, topic, state = event
+            if link(prev, position, originator_id, version, topic, state) != chained[3]:
+                if (originator_id, version) == (chained[1], chained[2]):
+                    return Problem(position, "edited", f"the stored bytes of event {_id(originator_id)} v{version} "
+                                                       "differ from those sealed")
+                moved_from = snap.linked_at(originator_id, version)
+                if moved_from is not None:
+                    return Problem(position, "reordered", f"event {_id(originator_id)} v{version} was linked at "
+                                                          f"position {moved_from}; position {position} held "
+                                                          f"{_id(chained[1])} v{chained[2]}")
+                return Problem(position, "inserted", f"event {_id(originator_id)} v{version} was never linked; "
+                                                     f"position {position} held {_id(chained[1])} v{chained[2]}")
+            prev = chained[3]
+            event, chained = next(events, None), next(links, None)
+        return Problem(head[0], "chain_altered", "the stored events match the links, but a seal does not: "
+                                                 "the chain or seal table was changed")
+
+    # ------------------------------------------------------------------ export
+
+    def position_range(self, start: datetime | None, end: datetime | None) -> tuple[int | None, int | None]:
+        """First and last position recorded in ``[start, end]`` (assumes recording times rise with position)."""
+        decode = self.app.mapper.transcoder.decode
+        top = self.app.recorder.max_notification_id() or 0
+        if top <= 0:
+            return None, None
+
+        def first_after(moment: datetime, strictly: bool) -> int | None:
+            lo, hi, found = 1, top, None
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                row = self.storage.first_at_or_after(mid)
+                if row is None:
+                    hi = mid - 1
+                    continue
+                stamp = decode(row[1])["timestamp"]
+                if stamp > moment or (not strictly and stamp == moment):
+                    found, hi = row[0], mid - 1
+                else:
+                    lo = row[0] + 1
+            return found
+
+        first = first_after(start, strictly=False) if start else 1
+        if first is None:
+            return None, None
+        after_end = first_after(end, strictly=True) if end else None
+        last = (after_end - 1) if after_end is not None else top
+        return first, last if last >= first else None
+
+    def export(self, out: IO[str], start: datetime | None = None, end: datetime | None = None,
+               anchor: bool = True) -> dict[str, Any]:
+        """Write the events recorded in ``[start, end]`` as JSON Lines with their links.
+
+        The first line is a header (range, previous link, the seal); then one
+        line per event: position, originator id, version, topic, the stored
+        state (base64) and the link. With ``anchor`` the file runs on to the
+        first seal at or after the range (those lines have ``in_range: false``),
+        so :func:`verify_export` can check it against that seal. Seals first.
+        """
+        self.seal()
+        first, last = self.position_range(start, end)
+        seals = self.storage.seals()
+        header: dict[str, Any] = {"type": "header", "format": EXPORT_FORMAT,
+                                  "from": start.isoformat() if start else None,
+                                  "to": end.isoformat() if end else None, "first_position": first,
+                                  "last_position": last, "exported_at": datetime.now(timezone.utc).isoformat(),
+                                  "genesis": GENESIS.hex(), "seal": None, "previous_link": None}
+        if first is None or last is None:
+            out.write(json.dumps(header) + "\n")
+            return header
+        upto = last
+        if anchor:
+            covering = [s for s in seals if s.position >= last]
+            if covering:
+                header["seal"] = covering[0].to_json()
+                upto = covering[0].position
+        written = 0
+        with self.storage.snapshot() as snap:
+            prev = snap.link_before(first)
+            header["previous_link"] = prev.hex()
+            out.write(json.dumps(header) + "\n")
+            with closing(snap.links(after=first - 1, upto=upto)) as links, \
+                    closing(snap.events(after=first - 1, upto=upto)) as events:
+                written = self._write_events(out, links, events, prev, last)
+        header["events"] = written
+        return header
+
+    @staticmethod
+    def _write_events(out: IO[str], links: Iterator[tuple[int, bytes, int, bytes]], events: Iterator[Row],
+                      prev: bytes, last: int) -> int:
+        written = 0
+        chained = next(links, None)
+        for position, originator_id, version, topic, state in events:
+            while chained is not None and chained[0] < position:
+                chained = next(links, None)
+            stored_link = chained[3] if chained is not None and chained[0] == position else None
+            out.write(json.dumps({
+                "type": "event", "position": position, "originator_id": originator_id.decode(errors="replace"),
+                "originator_version": version, "topic": topic.decode(errors="replace"),
+                "state": base64.b64encode(state).decode("ascii"), "previous_link": prev.hex(),
+                "link": stored_link.hex() if stored_link else None, "in_range": position <= last,
+            }) + "\n")
+            prev = stored_link or prev
+            written += 1
+        return written
+
+
+def _id(originator_id: bytes) -> str:
+    text = originator_id.decode(errors="replace")
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}" if len(text) == 32 else text
+
+
+@dataclass
+class FileVerification:
+    """What :func:`verify_export` found in an export file."""
+
+    ok: bool
+    events: int = 0
+    first_position: int | None = None
+    last_position: int | None = None
+    anchored: bool = False
+    seal: Seal | None = None
+    published: bool | None = None
+    problem: Problem | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.problem is not None:
+            return f"TAMPERED at position {self.problem.position}: {self.problem.kind} - {self.problem.detail}"
+        text = f"OK: {self.events} events, positions {self.first_position}..{self.last_position}, links consistent"
+        if self.anchored and self.seal is not None:
+            text += f"; the last link matches seal #{self.seal.seal_id} at position {self.seal.position}"
+        else:
+            text += "; not anchored to a seal"
+        if self.published:
+            text += "; matches the published seal"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events": self.events, "first_position": self.first_position,
+                "last_position": self.last_position, "anchored": self.anchored,
+                "seal": self.seal.to_json() if self.seal else None, "published": self.published,
+                "problem": asdict(self.problem) if self.problem else None, "notes": self.notes,
+                "summary": self.summary()}
+
+
+def verify_export(path: Path, published: Seal | None = None) -> FileVerification:
+    """Check an export file offline: every link recomputed from the file's own events."""
+    with Path(path).open(encoding="utf-8") as fh:
+        header = json.loads(fh.readline() or "{}")
+        if header.get("format") != EXPORT_FORMAT:
+            return FileVerification(False, problem=Problem(0, "format", f"not a {EXPORT_FORMAT} file"))
+        result = FileVerification(ok=True)
+        if header.get("seal"):
+            result.seal = Seal.from_json(header["seal"])
+        if header.get("previous_link") is None:
+            result.notes.append("the file holds no events")
+            return result
+        prev = bytes.fromhex(header["previous_link"])
+        last_position = None
+        for number, line in enumerate(fh, start=2):
+            item = json.loads(line)
+            position = int(item["position"])
+            if last_position is not None and position <= last_position:
+                result.problem = Problem(position, "reordered", f"line {number}: positions do not rise")
+                break
+            if item.get("previous_link") != prev.hex():
+                result.problem = Problem(position, "chain_broken", f"line {number}: previous link does not follow")
+                break
+            computed = link(prev, position, item["originator_id"].encode(), int(item["originator_version"]),
+                            item["topic"].encode(), base64.b64decode(item["state"]))
+            if item.get("link") is None:
+                result.problem = Problem(position, "unsealed", f"line {number}: the event has no link")
+                break
+            if computed.hex() != item["link"]:
+                result.problem = Problem(position, "edited", f"line {number}: the event's bytes do not give its link")
+                break
+            prev, last_position = computed, position
+            result.events += 1
+            result.first_position = position if result.first_position is None else result.first_position
+        result.last_position = last_position
+    if result.problem is None and result.seal is not None:
+        if last_position == result.seal.position:
+            result.anchored = prev.hex() == result.seal.link
+            if not result.anchored:
+                result.problem = Problem(last_position, "seal_mismatch", "the last link differs from the file's seal")
+        else:
+            result.notes.append(f"the file ends at {last_position}, its seal is at {result.seal.position}")
+    if result.problem is None and published is not None:
+        if last_position == published.position:
+            result.published = prev.hex() == published.link
+            if not result.published:
+                result.problem = Problem(published.position, "seal_mismatch",
+                                         "the last link differs from the published seal")
+        else:
+            result.notes.append("the published seal is at another position than the file's end")
+    result.ok = result.problem is None
+    return result

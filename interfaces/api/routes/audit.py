@@ -1,0 +1,176 @@
+"""Audit: history with field-level changes, state as of a moment, actor trail, explainable screening, hash chain.
+
+For compliance auditors only (the permission matrix, and the caller's role
+checked again here): these views show a restricted customer's personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from application import NotFound, audit
+from application.chain import Seal
+from domain.base import Context, InvalidValue
+from interfaces.api.deps import ActorDep, AppDep, ReadModelsDep
+
+AUDITOR = "compliance_auditor"
+AggregateType = Literal["customer", "visit", "proposal", "contract", "risk_case", "staff", "appraisal_scheme", "target"]
+
+
+def auditor_only(ctx: ActorDep) -> Context:
+    """The caller, who must be a compliance auditor (403 ``forbidden`` otherwise)."""
+    if ctx.actor_role != AUDITOR:
+        raise HTTPException(status_code=403, detail={"code": "forbidden",
+                                                     "detail": "the audit views are for compliance auditors"})
+    return ctx
+
+
+AuditorDep = Annotated[Context, Depends(auditor_only)]
+queries = APIRouter(prefix="/audit", tags=["audit"], responses={404: {"description": "No such aggregate"}})
+
+
+class AuditHistoryPublic(BaseModel):
+    """Every event of an aggregate, oldest first: evidence, own fields, and the changes it made."""
+
+    aggregate_type: str
+    aggregate_id: UUID
+    version: int
+    field: str | None = None
+    events: list[dict[str, Any]] = Field(description="position, version, event, topic, occurred_at, recorded_at, "
+                                                      "actor_id, actor_role, reason, channel, correlation_id, "
+                                                      "causation_id, command_id, data, changes[{field, before, after}]")
+
+
+class AuditStatePublic(BaseModel):
+    """An aggregate exactly as it stood at a recorded time, a version or an event."""
+
+    aggregate_type: str
+    aggregate_id: UUID
+    version: int
+    as_of: datetime | None = None
+    at_event: str | None = None
+    last_event: dict[str, Any]
+    state: dict[str, Any]
+
+
+class ActorTrailPublic(BaseModel):
+    """Events (or decisions) by one actor in a period of business time, oldest first."""
+
+    actor_id: str
+    start: datetime | None = Field(default=None, serialization_alias="from")
+    end: datetime | None = Field(default=None, serialization_alias="to")
+    decisions_only: bool
+    total: int
+    rows: list[dict[str, Any]]
+
+
+class ExplanationPublic(BaseModel):
+    """Each screening re-scored from its recorded inputs with its recorded model version."""
+
+    customer_id: UUID
+    all_match: bool | None
+    screenings: list[dict[str, Any]]
+
+
+class VerificationPublic(BaseModel):
+    """The hash chain recomputed from the stored events: ``ok``, or the first altered position."""
+
+    ok: bool
+    checked: int
+    unsealed: int
+    seal: dict[str, Any] | None
+    published: dict[str, Any] | None
+    problem: dict[str, Any] | None
+    seconds: float
+    summary: str
+
+
+def _not_found(exc: Exception) -> NotFound:
+    return NotFound(str(exc))
+
+
+@queries.get("/verify", operation_id="audit_verify")
+def verify(
+    app: AppDep, _auditor: AuditorDep,
+    seal_position: Annotated[int | None, Query(description="the position of a seal you hold")] = None,
+    seal_link: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="that seal's link (hex)")] = None,
+) -> VerificationPublic:
+    """Recompute every link from the stored events; compare with the seals and with a seal you hold."""
+    held = None
+    if (seal_position is None) != (seal_link is None):
+        raise InvalidValue("seal_link", "give both seal_position and seal_link, or neither")
+    if seal_position is not None and seal_link is not None:
+        held = Seal(0, seal_position, seal_link, 0, datetime.now().astimezone())
+    return VerificationPublic.model_validate(app.chain.verify(held).to_json())
+
+
+@queries.get("/actors/{actor_id}", operation_id="audit_actor_trail", response_model_by_alias=True)
+def actor_trail(
+    actor_id: str, read_models: ReadModelsDep, _auditor: AuditorDep,
+    period: Annotated[str | None, Query(description="2009-05, 2009-Q3, 2009-H1 or 2009 (business time)")] = None,
+    start: Annotated[datetime | None, Query(alias="from", description="business time from (inclusive)")] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="business time to (exclusive)")] = None,
+    decisions_only: Annotated[bool, Query(description="only decisions")] = False,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> ActorTrailPublic:
+    """Every event — or every decision — by one actor in a period (the actor trail read model)."""
+    from projections.actors import period_range, trail
+
+    if period is not None:
+        try:
+            start, end = period_range(period)
+        except ValueError as exc:
+            raise InvalidValue("period", str(exc)) from None
+    for name, moment in (("from", start), ("to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
+    with read_models.reading("actors") as (conn, tables):
+        data = trail(conn, tables, actor_id, start=start, end=end, decisions_only=decisions_only, limit=limit,
+                     offset=offset)
+    return ActorTrailPublic(actor_id=actor_id, start=start, end=end, decisions_only=decisions_only, **data)
+
+
+@queries.get("/customer/{customer_id}/explain", operation_id="audit_explain")
+def explain(customer_id: UUID, app: AppDep, _auditor: AuditorDep) -> ExplanationPublic:
+    """Re-score each recorded screening with the recorded model version: same score and outcome?"""
+    try:
+        return ExplanationPublic.model_validate(audit.explain(app, customer_id))
+    except audit.AuditNotFound as exc:
+        raise _not_found(exc) from None
+
+
+@queries.get("/{aggregate_type}/{aggregate_id}/history", operation_id="audit_history")
+def history(
+    aggregate_type: AggregateType, aggregate_id: UUID, app: AppDep, _auditor: AuditorDep,
+    field: Annotated[str | None, Query(max_length=128, description="only events that changed this field "
+                                                                   "(or one under it), e.g. credit_standing")] = None,
+) -> AuditHistoryPublic:
+    """Every event with position, version, times, actor and role, reason, channel, correlation id, before → after."""
+    try:
+        return AuditHistoryPublic.model_validate(audit.history(app, aggregate_id, aggregate_type, field=field))
+    except audit.AuditNotFound as exc:
+        raise _not_found(exc) from None
+
+
+@queries.get("/{aggregate_type}/{aggregate_id}", operation_id="audit_state")
+def state(
+    aggregate_type: AggregateType, aggregate_id: UUID, app: AppDep, _auditor: AuditorDep,
+    as_of: Annotated[datetime | None, Query(description="recorded time (with a zone)")] = None,
+    version: Annotated[int | None, Query(ge=1, description="after this version")] = None,
+    at_event: Annotated[str | None, Query(max_length=64, description="right after the latest event of this kind")
+                        ] = None,
+) -> AuditStatePublic:
+    """The aggregate exactly as it stood at a recorded time, after a version, or right after an event."""
+    try:
+        return AuditStatePublic.model_validate(audit.state_as_of(app, aggregate_id, aggregate_type, as_of=as_of,
+                                                                 version=version, at_event=at_event))
+    except audit.AuditNotFound as exc:
+        raise _not_found(exc) from None
+    except ValueError as exc:
+        raise InvalidValue("as_of", str(exc)) from None

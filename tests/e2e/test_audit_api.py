@@ -1,0 +1,125 @@
+"""The audit routes over HTTP (FastAPI's TestClient, SQLite files, real bearer tokens).
+
+Which roles may call them is checked route by route in ``test_permissions.py``;
+here: what an auditor reads, and what a restricted customer's views no longer show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_users import as_, bearer
+from application import Settings, privacy
+from interfaces.api import create_app
+
+NAME = "Lin Mei-API-Probe"
+AUDITOR = "audit-he"
+
+
+@pytest.fixture
+def client(tmp_path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(data_dir=tmp_path, database_url=None))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def customer(client: TestClient) -> str:
+    """A customer of mgr-li whose credit standing was recorded twice, screened."""
+    app = client.app.state.application
+    customer_id = app.register_customer(as_("mgr-li"), kind="retail", acquisition_channel="branch",
+                                        source_detail="form", segment="mass", manager_id="mgr-li",
+                                        branch="shanghai-pudong", display_name=NAME).aggregate_id
+    app.record_facts(as_("mgr-li"), customer_id, group="basic", facts={"age": 30, "job": "technician"})
+    app.record_credit_standing(as_("mgr-li"), customer_id, source="credit_bureau", result="no_default")
+    app.record_credit_standing(as_("mgr-li"), customer_id, source="credit_bureau", result="in_default",
+                               reason="new default reported 2025-03")
+    app.screen_customer(as_("mgr-li"), customer_id)
+    client.position = app.position()
+    return str(customer_id)
+
+
+def get(client: TestClient, path: str, name: str = AUDITOR, status: int = 200, **params: Any) -> Any:
+    response = client.get(path, params={**params, "consistent_with": client.position},
+                          headers=bearer(client, name))
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def test_an_auditor_reads_who_changed_the_credit_standing_when_and_why(client: TestClient, customer: str) -> None:
+    found = get(client, f"/audit/customer/{customer}/history", field="credit_standing")
+
+    assert [(e["version"], e["actor_id"], e["reason"]) for e in found["events"]] == [
+        (3, "mgr-li", None), (4, "mgr-li", "new default reported 2025-03")]
+    assert {"field": "credit_standing.result", "before": "no_default", "after": "in_default"} in \
+        found["events"][1]["changes"]
+
+
+def test_an_auditor_reads_the_customer_as_it_stood_at_a_version(client: TestClient, customer: str) -> None:
+    found = get(client, f"/audit/customer/{customer}", version=3)
+
+    assert found["version"] == 3
+    assert found["state"]["credit_standing"]["result"] == "no_default"
+
+
+def test_an_auditor_gets_the_screening_explained(client: TestClient, customer: str) -> None:
+    found = get(client, f"/audit/customer/{customer}/explain")
+
+    # base 50, in default -60, age 26-60 +10, occupation +5: 5, decline
+    assert found["screenings"][0]["recomputed"]["score"] == 5
+    assert found["all_match"] is True
+
+
+def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: str) -> None:
+    seal = client.app.state.application.chain.seal()
+
+    found = get(client, "/audit/verify", seal_position=seal.position, seal_link=seal.link)
+
+    assert found["ok"] is True
+    assert found["checked"] == seal.position
+
+
+def test_a_customer_manager_may_not_read_the_audit_history(client: TestClient, customer: str) -> None:
+    found = get(client, f"/audit/customer/{customer}/history", name="mgr-li", status=403)
+
+    assert found["code"] == "forbidden"
+
+
+def test_a_restricted_customer_is_shown_without_name_except_to_the_auditor(client: TestClient, customer: str) -> None:
+    app = client.app.state.application
+    visit = app.plan_visit(as_("mgr-li"), customer_id=UUID(customer), purpose="intro", staff=["mgr-li"],
+                           scheduled_at=datetime(2025, 3, 10, tzinfo=timezone.utc), method="phone",
+                           kind="acquisition").aggregate_id
+    app.prepare_visit(as_("mgr-li"), visit, background=f"{NAME} runs a bakery", materials=[], talking_points=[])
+    privacy.restrict_processing(app, as_(AUDITOR), UUID(customer), reason="accuracy contested, ticket 77")
+    client.position = app.position()
+
+    shown = get(client, f"/customers/{customer}", name="mgr-li")
+    listed = get(client, "/customers", name="mgr-li", q="api-probe")
+    audited = get(client, f"/audit/customer/{customer}")
+
+    assert shown["display_name"] is None and shown["facts"]["basic"] == {}
+    assert listed["data"] == []
+    assert audited["state"]["display_name"] == NAME
+    assert audited["state"]["processing_restricted"] is True
+    assert get(client, f"/visits/{visit}", name="mgr-li")["preparation"]["background"] == "[restricted]"
+    assert get(client, f"/audit/visit/{visit}")["state"]["preparation"]["background"] == f"{NAME} runs a bakery"
+
+
+def test_an_unknown_aggregate_is_not_found(client: TestClient, customer: str) -> None:
+    found = get(client, "/audit/visit/" + customer, status=404)
+
+    assert found["code"] == "not_found"
+
+
+def test_an_actor_trail_over_http(client: TestClient, customer: str) -> None:
+    start = datetime(2000, 1, 1, tzinfo=timezone.utc).isoformat()
+
+    found = get(client, "/audit/actors/mgr-li", **{"from": start, "decisions_only": "true"})
+
+    assert [(r["aggregate_id"], r["event_type"]) for r in found["rows"]] == [(customer, "Screened")]

@@ -1,0 +1,166 @@
+"""``tuohu audit`` and ``tuohu privacy`` run as an auditor runs them: real processes over a data directory.
+
+The store is filled through the application (as the API would), then each
+command is run as a separate process; expected values come from what was
+written (ids, actors, reasons, the scorecard's points), not from the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from application import Settings, bootstrap
+from domain.base import Context
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "Zhang Wei-CLI-Probe"
+WHEN = datetime(2009, 8, 3, tzinfo=timezone.utc)
+
+
+def tuohu(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUOHU_DATABASE")}
+    env.update(TUOHU_DATA_DIR=str(data_dir), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "interfaces.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def at(actor_id: str, role: str, when: datetime = WHEN) -> Context:
+    return Context(actor_id=actor_id, actor_role=role, occurred_at=when, channel="api")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, Any]:
+    """One screened and reviewed customer (age 38, management: scorecard 1.0 gives 65, refer)."""
+    app = bootstrap(Settings(data_dir=tmp_path, database_url=None))
+    try:
+        customer_id = app.register_customer(at("mgr-li", "customer_manager"), kind="retail",
+                                            acquisition_channel="branch", source_detail="form", segment="mass",
+                                            manager_id="mgr-li", branch="sz", display_name=NAME).aggregate_id
+        app.record_facts(at("mgr-li", "customer_manager"), customer_id, group="basic",
+                         facts={"age": 38, "job": "management"})
+        app.record_credit_standing(at("risk-sun", "risk_officer"), customer_id, source="credit_bureau",
+                                   result="no_default", reason="bureau report 881")
+        app.screen_customer(at("screening-model", "system"), customer_id)
+        app.review_customer(at("rev-wang", "reviewer"), customer_id, decision="qualified", reason="documents verified")
+    finally:
+        app.close()
+    return {"dir": tmp_path, "customer_id": str(customer_id)}
+
+
+def test_seal_then_verify_against_the_published_seal(store: dict[str, Any]) -> None:
+    seal_file = store["dir"] / "seal.json"
+
+    sealed = tuohu(store["dir"], "audit", "seal", "--export", str(seal_file))
+    verified = tuohu(store["dir"], "audit", "verify", "--seal", str(seal_file))
+
+    assert sealed.returncode == 0, sealed.stderr
+    assert json.loads(seal_file.read_text())["position"] == 5
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("OK: 5 events up to position 5")
+
+
+def test_verify_exits_1_naming_the_position_of_an_edited_event(store: dict[str, Any]) -> None:
+    assert tuohu(store["dir"], "audit", "seal").returncode == 0
+    with sqlite3.connect(store["dir"] / "events.sqlite") as conn:
+        conn.execute("UPDATE stored_events SET state = replace(state, 'no_default', 'in_default') WHERE rowid = 3")
+
+    verified = tuohu(store["dir"], "audit", "verify")
+
+    assert verified.returncode == 1
+    assert "TAMPERED at position 3: edited" in verified.stderr
+
+
+def test_an_export_verifies_offline_without_the_database(store: dict[str, Any], tmp_path_factory) -> None:
+    exported = store["dir"] / "export.jsonl"
+    made = tuohu(store["dir"], "audit", "export", "--from", "2000-01-01T00:00:00", "--to", "2100-01-01T00:00:00",
+                 str(exported))
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+
+    checked = tuohu(elsewhere, "audit", "verify", "--file", str(exported), "--json")
+
+    assert made.returncode == 0, made.stderr
+    assert checked.returncode == 0, checked.stderr
+    result = json.loads(checked.stdout)
+    assert (result["events"], result["anchored"]) == (5, True)
+    assert not (elsewhere / "events.sqlite").exists()
+
+
+def test_history_of_one_field_says_who_when_and_why(store: dict[str, Any]) -> None:
+    found = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "credit_standing", "--json")
+
+    assert found.returncode == 0, found.stderr
+    [event] = json.loads(found.stdout)["events"]
+    assert (event["actor_id"], event["reason"], event["occurred_at"]) == ("risk-sun", "bureau report 881",
+                                                                          WHEN.isoformat())
+
+
+def test_state_at_the_screening_and_explain_give_the_recorded_score(store: dict[str, Any]) -> None:
+    state = tuohu(store["dir"], "audit", "state", store["customer_id"], "--at-event", "Screened", "--json")
+    explained = tuohu(store["dir"], "audit", "explain", store["customer_id"], "--json")
+
+    assert state.returncode == 0 and explained.returncode == 0, state.stderr + explained.stderr
+    assert json.loads(state.stdout)["state"]["facts"]["basic"] == {"age": 38, "job": "management"}
+    [screening] = json.loads(explained.stdout)["screenings"]
+    # base 50 + no default 30 + age 26-60 10 + occupation 5 = 95: pass
+    assert screening["recomputed"]["score"] == screening["recorded"]["score"] == 95
+    assert screening["matches"] is True
+
+
+def test_the_decisions_of_a_reviewer_in_a_quarter(store: dict[str, Any]) -> None:
+    found = tuohu(store["dir"], "audit", "actor", "rev-wang", "--period", "2009-Q3", "--decisions", "--json")
+
+    assert found.returncode == 0, found.stderr
+    rows = json.loads(found.stdout)["rows"]
+    assert [(r["aggregate_id"], r["decision"], r["reason"]) for r in rows] == [
+        (store["customer_id"], "qualified", "documents verified")]
+
+
+def test_erasure_after_the_retention_period_needs_no_auditor(store: dict[str, Any]) -> None:
+    # the relationship's last event occurred in 2009: ten years after it is over
+    erased = tuohu(store["dir"], "privacy", "erase", store["customer_id"], "--reason", "retention period over",
+                   "--actor", "ops-liu", "--role", "operations")
+
+    assert erased.returncode == 0, erased.stderr
+
+
+def test_erasure_before_the_retention_period_is_refused_to_operations(store: dict[str, Any]) -> None:
+    app = bootstrap(Settings(data_dir=store["dir"], database_url=None))
+    try:  # a follow-up of today: the relationship goes on
+        app.record_facts(Context(actor_id="mgr-li", actor_role="customer_manager"), UUID(store["customer_id"]),
+                         group="needs", facts={"payroll": True})
+    finally:
+        app.close()
+
+    refused = tuohu(store["dir"], "privacy", "erase", store["customer_id"], "--reason", "asked by phone",
+                    "--actor", "ops-liu", "--role", "operations")
+
+    assert refused.returncode == 1
+    assert "retention_period_not_over" in refused.stderr
+
+
+def test_erase_then_history_reads_erased_and_verify_still_passes(store: dict[str, Any]) -> None:
+    assert tuohu(store["dir"], "audit", "seal").returncode == 0
+
+    erased = tuohu(store["dir"], "privacy", "erase", store["customer_id"], "--reason", "data subject request DSR-9",
+                   "--actor", "audit-he")
+    history = tuohu(store["dir"], "audit", "history", store["customer_id"], "--json")
+    verified = tuohu(store["dir"], "audit", "verify")
+
+    assert erased.returncode == 0, erased.stderr
+    events = json.loads(history.stdout)["events"]
+    assert events[0]["data"]["display_name"] == "[erased]"
+    assert (events[-1]["event"], events[-1]["actor_id"], events[-1]["reason"]) == (
+        "PersonalDataErased", "audit-he", "data subject request DSR-9")
+    assert verified.returncode == 0, verified.stderr
+    for path in store["dir"].iterdir():
+        assert NAME.encode() not in path.read_bytes(), path

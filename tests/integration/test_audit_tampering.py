@@ -1,0 +1,169 @@
+"""Tamper evidence on real stores: the SQLite file and the PostgreSQL table edited directly, four ways.
+
+Each test seals the chain, then changes the stored events behind the
+application's back - an edited state, a deleted row, an inserted row, two rows
+swapped - and expects ``verify`` to name the position the test touched and
+what was done there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from application import Settings
+from application.chain import verify_export
+from domain.base import Context
+
+MANAGER = "mgr-li"
+
+
+def as_(actor_id: str = MANAGER, role: str = "customer_manager") -> Context:
+    return Context(actor_id=actor_id, actor_role=role)
+
+
+def populate(app: Any, customers: int = 4) -> None:
+    for i in range(customers):
+        customer_id = app.register_customer(as_(), kind="retail", acquisition_channel="branch", source_detail="form",
+                                            segment="mass", manager_id=MANAGER, branch="sz",
+                                            display_name=f"Person {i}").aggregate_id
+        app.record_facts(as_(), customer_id, group="basic", facts={"age": 30 + i})
+        app.record_credit_standing(as_("risk-sun", "risk_officer"), customer_id, source="bureau", result="no_default")
+
+
+class EventTable:
+    """The stored events' table, reached without the application: rows by position."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.postgres = settings.uses_postgres
+        self.position = "notification_id" if self.postgres else "rowid"
+        self.table = f'"{settings.database_schema}".tuohu_events' if self.postgres else "stored_events"
+        self.mark = "%s" if self.postgres else "?"
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+                yield conn
+        else:
+            conn = sqlite3.connect(self.settings.data_dir / "events.sqlite", isolation_level=None)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    def run(self, sql: str, *params: Any) -> list[tuple]:
+        with self.connect() as conn:
+            cursor = conn.execute(sql.format(t=self.table, pos=self.position, m=self.mark), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def row(self, position: int) -> tuple:
+        [found] = self.run("SELECT originator_id, originator_version, topic, state FROM {t} WHERE {pos} = {m}",
+                           position)
+        return found
+
+    def move(self, source: int, target: int) -> None:
+        self.run("UPDATE {t} SET {pos} = {m} WHERE {pos} = {m}", target, source)
+
+
+@pytest.fixture
+def sealed(services: tuple, settings: Settings) -> tuple[Any, EventTable, int]:
+    """Four customers, three events each, sealed; and the events' table for tampering."""
+    application, _read_models = services
+    populate(application)
+    seal = application.chain.seal()
+    return application, EventTable(settings), seal.position
+
+
+def test_an_untouched_store_verifies(sealed: tuple) -> None:
+    application, _table, head = sealed
+
+    checked = application.chain.verify()
+
+    assert checked.ok, checked.summary()
+    assert checked.checked == head == 12
+
+
+def test_an_edited_event_is_named_at_its_position(sealed: tuple) -> None:
+    application, table, _head = sealed
+    state = bytes(table.row(5)[3])
+    table.run("UPDATE {t} SET state = {m} WHERE {pos} = {m}", state.replace(b"mgr-li", b"mgr-xx"), 5)
+
+    checked = application.chain.verify()
+
+    assert not checked.ok
+    assert (checked.problem.position, checked.problem.kind) == (5, "edited")
+
+
+def test_a_deleted_event_is_named_at_its_position(sealed: tuple) -> None:
+    application, table, _head = sealed
+    table.run("DELETE FROM {t} WHERE {pos} = {m}", 7)
+
+    checked = application.chain.verify()
+
+    assert not checked.ok
+    assert (checked.problem.position, checked.problem.kind) == (7, "deleted")
+
+
+def test_an_event_inserted_among_the_sealed_ones_is_named_at_its_position(sealed: tuple) -> None:
+    application, table, _head = sealed
+    originator_id, _version, topic, state = table.row(3)
+    table.run("UPDATE {t} SET {pos} = -{pos} WHERE {pos} >= {m}", 6)  # make room at 6, as a forger must
+    table.run("UPDATE {t} SET {pos} = 1 - {pos} WHERE {pos} < 0")
+    table.run("INSERT INTO {t} (originator_id, originator_version, topic, state, {pos}) "
+              "VALUES ({m}, {m}, {m}, {m}, {m})", originator_id, 99, topic, state, 6)
+
+    checked = application.chain.verify()
+
+    assert not checked.ok
+    assert (checked.problem.position, checked.problem.kind) == (6, "inserted")
+
+
+def test_two_swapped_events_are_named_at_the_first_position(sealed: tuple) -> None:
+    application, table, _head = sealed
+    table.move(4, -1)
+    table.move(9, 4)
+    table.move(-1, 9)
+
+    checked = application.chain.verify()
+
+    assert not checked.ok
+    assert (checked.problem.position, checked.problem.kind) == (4, "reordered")
+    assert "position 9" in checked.problem.detail
+
+
+def test_events_stored_after_the_seal_are_unsealed_not_tampered(sealed: tuple) -> None:
+    application, _table, head = sealed
+    populate(application, customers=1)
+
+    checked = application.chain.verify()
+
+    assert checked.ok
+    assert (checked.checked, checked.unsealed) == (head, 3)
+
+
+def test_an_export_of_the_store_verifies_offline_and_names_an_edit_made_in_the_file(sealed: tuple, tmp_path) -> None:
+    application, _table, head = sealed
+    buffer = io.StringIO()
+    application.chain.export(buffer)
+    path = tmp_path / "export.jsonl"
+    path.write_text(buffer.getvalue())
+
+    assert verify_export(path).ok
+    lines = buffer.getvalue().splitlines()
+    item = json.loads(lines[2])
+    item["originator_version"] += 1
+    lines[2] = json.dumps(item)
+    path.write_text("\n".join(lines) + "\n")
+    checked = verify_export(path)
+    assert (checked.ok, checked.problem.position, checked.problem.kind) == (False, 2, "edited")
+    assert head == 12

@@ -1,0 +1,121 @@
+"""The demo workload (interfaces.demo) against real SQLite and real PostgreSQL.
+
+Expected values come from the event log itself (the recorder), not from the
+generator's own counters, except where the report is what is checked.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from application import Settings, bootstrap
+from domain import AGGREGATES
+from interfaces.demo import DemoAlreadyGenerated, generate_demo
+
+EVENTS = 3_000
+#: Not business workload, so not generated: command receipts (the API's idempotency)
+#: and users (who may call the API); both are made by API clients and operators.
+NOT_GENERATED = {"CommandReceipt", "User"}
+
+
+def log_of(app: Any) -> list[tuple[str, str]]:
+    """``(topic, originator id)`` of every event in the log, in log order."""
+    rows: list[tuple[str, str]] = []
+    start = 1
+    while True:
+        notifications = app.recorder.select_notifications(start, 1_000)
+        if not notifications:
+            return rows
+        rows.extend((n.topic, str(n.originator_id)) for n in notifications)
+        start = notifications[-1].id + 1
+
+
+def aggregate_of(topic: str) -> str:
+    """``"tuohu:Customer.Registered"`` -> ``"Customer"``."""
+    return topic.removeprefix("tuohu:").split(".", 1)[0]
+
+
+def test_the_log_holds_exactly_the_events_the_report_counts(services) -> None:
+    application, _ = services
+
+    report = generate_demo(application, events=EVENTS, seed=11)
+
+    assert application.recorder.max_notification_id() == report.events
+    assert len(log_of(application)) == report.events
+    assert report.events >= EVENTS
+    assert sum(report.events_by_type.values()) == report.events
+
+
+def test_every_business_aggregate_type_appears_in_the_log(services) -> None:
+    application, _ = services
+
+    generate_demo(application, events=EVENTS, seed=12)
+
+    seen = {aggregate_of(topic) for topic, _ in log_of(application)}
+    assert seen == {cls.__name__ for cls in AGGREGATES} - NOT_GENERATED
+
+
+def test_the_read_models_catch_up_and_a_rebuild_gives_the_same_rows(services) -> None:
+    application, read_models = services
+    report = generate_demo(application, events=EVENTS, seed=13)
+
+    positions = read_models.catch_up()
+
+    assert set(positions.values()) == {report.events}
+    assert read_models.runner.verify() == []
+    assert read_models.funnel()["registered"] == report.aggregates["Customer"]
+
+
+def test_generating_the_same_seed_again_is_refused_before_anything_is_written(services) -> None:
+    application, _ = services
+    generate_demo(application, events=500, seed=14)
+    position = application.recorder.max_notification_id()
+
+    with pytest.raises(DemoAlreadyGenerated, match="another seed"):
+        generate_demo(application, events=500, seed=14)
+
+    assert application.recorder.max_notification_id() == position
+
+
+def test_another_seed_adds_customers_to_the_same_bank_reusing_its_team_and_targets(services) -> None:
+    application, read_models = services
+    first = generate_demo(application, events=EVENTS, seed=15)
+
+    second = generate_demo(application, events=EVENTS, seed=16)
+
+    assert application.recorder.max_notification_id() == first.events + second.events
+    assert "Target" not in second.aggregates and "AppraisalScheme" not in second.aggregates
+    assert second.reused["Staff"] >= first.aggregates["Staff"] - 1  # the successor may join in either run
+    assert second.aggregates["Customer"] > 0
+    read_models.catch_up()
+    assert read_models.funnel()["registered"] == first.aggregates["Customer"] + second.aggregates["Customer"]
+
+
+def _generate_in_fresh_sqlite(data_dir: Path, seed: int) -> list[tuple[str, str]]:
+    application = bootstrap(Settings(data_dir=data_dir, database_url=None))
+    try:
+        generate_demo(application, events=EVENTS, seed=seed, start=date(2025, 3, 1), months=6)
+        return log_of(application)
+    finally:
+        application.close()
+
+
+def test_the_same_seed_gives_the_same_log(tmp_path: Path) -> None:
+    first = _generate_in_fresh_sqlite(tmp_path / "first", seed=21)
+    second = _generate_in_fresh_sqlite(tmp_path / "second", seed=21)
+
+    assert len(first) >= EVENTS
+    assert second == first
+
+
+def test_another_seed_gives_another_log(tmp_path: Path) -> None:
+    first = _generate_in_fresh_sqlite(tmp_path / "first", seed=21)
+    other = _generate_in_fresh_sqlite(tmp_path / "other", seed=22)
+
+    customers = {originator for topic, originator in first if topic == "tuohu:Customer.Registered"}
+    others = {originator for topic, originator in other if topic == "tuohu:Customer.Registered"}
+    assert customers and others and not customers & others
