@@ -107,7 +107,7 @@ def type_name(aggregate_class: type) -> str:
 
 
 def _events(app: TuohuApplication, aggregate_id: UUID, aggregate_type: str | None) -> tuple[str, list[Any]]:
-    events = list(app.events.get(aggregate_id))
+    events = list(app.events.get(aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))))
     if not events:
         raise AuditNotFound(f"no {aggregate_type or 'aggregate'} with id {aggregate_id}")
     owner = type(events[0]).__qualname__.split(".")[0]
@@ -118,6 +118,7 @@ def _events(app: TuohuApplication, aggregate_id: UUID, aggregate_type: str | Non
 
 
 def _positions(app: TuohuApplication, aggregate_id: UUID) -> dict[int, int]:
+    aggregate_id = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
     return app.chain.storage.positions(aggregate_id)  # type: ignore[attr-defined]
 
 

@@ -628,9 +628,10 @@ class AuditChain:
         """Recompute every link from the stored events and compare with the seals (and ``published``).
 
         With ``workers`` > 1 over a SQLite file, ranges of the chain are recomputed in
-        that many forked processes, each from the stored link where its range starts;
-        every range's last link must equal the stored link (or seal) there, which
-        proves the same as one pass. Call it so only from a single-threaded process.
+        that many processes, each from the stored link where its range starts; every
+        range's last link must equal the stored link (or seal) there, which proves the
+        same as one pass. Processes are forked only from a single-threaded process (a
+        command); inside a threaded server the check runs in one pass.
         """
         started = time.perf_counter()
         seals = self.storage.seals()
@@ -645,7 +646,7 @@ class AuditChain:
             if head is not None:
                 checks.setdefault(head[0], []).append(("head", head))
             parallel = (workers > 1 and isinstance(self.storage, SQLiteChain) and head is not None
-                        and head[2] >= _PARALLEL_FROM)
+                        and head[2] >= _PARALLEL_FROM and threading.active_count() == 1)
             problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
                        else self._fast_check(snap, head, checks, result))
             if problem is not None:

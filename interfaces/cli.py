@@ -5,6 +5,7 @@
     tuohu report funnel [--json]
     tuohu projections status | catch-up
     tuohu users add NAME --role ROLE [--branch B] | list | rotate NAME | revoke NAME | matrix
+    tuohu audit history | state | actor | explain | seal | verify | export;  tuohu privacy restrict | erase | status
 """
 
 from __future__ import annotations
