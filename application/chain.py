@@ -29,6 +29,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -39,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+log = logging.getLogger(__name__)
 GENESIS = hashlib.sha256(b"tuohu audit chain v1").digest()
 EXPORT_FORMAT = "tuohu-audit-export/1"
 SEAL_FORMAT = "tuohu-seal/1"
@@ -532,29 +535,28 @@ class _MemorySnapshot(Snapshot):
 _PARALLEL_FROM = 100_000
 
 
-def _recompute_range(job: tuple[str, str, int, int, bytes]) -> tuple[bytes, int, int | None]:
-    """In a worker process: the links of the stored events in ``(after, upto]`` from ``start``.
+def _recompute_ranges(jobs: list[tuple[str, str, int, int, bytes]]) -> list[tuple[bytes, int, int | None]]:
+    """Each job ``(db path, table, after, upto, start link)`` recomputed in its own
+    ``chain_range.py`` subprocess, all at once: ``[(last link, events, last position)]``.
 
-    Returns the last link, the number of events and the last position."""
-    path, table, after, upto, prev = job
-    conn = sqlite3.connect(path, timeout=30)
-    conn.text_factory = bytes
-    sha, rows_seen, last = _sha256, 0, None
-    try:
-        cursor = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
-                              "WHERE rowid > ? AND rowid <= ? ORDER BY rowid", (after, upto))
-        while True:
-            rows = cursor.fetchmany(_PAGE)
-            if not rows:
-                break
-            for position, oid, version, topic, state in rows:
-                prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
-                                                           topic, len(state), state)).digest()
-            rows_seen += len(rows)
-            last = rows[-1][0]
-    finally:
-        conn.close()
-    return prev, rows_seen, last
+    Plain subprocesses (fork + exec of a fresh interpreter that needs the standard
+    library alone) are safe from any thread of a server, unlike forking the caller.
+    Raises ``RuntimeError`` when a worker fails."""
+    import subprocess
+    import sys
+
+    script = str(Path(__file__).with_name("chain_range.py"))
+    workers = [subprocess.Popen([sys.executable, "-I", script, path, table, str(after), str(upto), start.hex()],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for path, table, after, upto, start in jobs]
+    done = []
+    for worker in workers:
+        out, err = worker.communicate()
+        if worker.returncode != 0:
+            raise RuntimeError(f"chain range worker failed ({worker.returncode}): {err.decode(errors='replace')[-500:]}")
+        found = json.loads(out)
+        done.append((bytes.fromhex(found["link"]), int(found["rows"]), found["last"]))
+    return done
 
 
 def _hex(originator_id: Any) -> bytes:
@@ -624,16 +626,17 @@ class AuditChain:
             return seals[-1]
         return self.storage.add_seal(written_after, prev, count, now or datetime.now(timezone.utc))
 
-    def verify(self, published: Seal | None = None, workers: int = 1) -> Verification:
+    def verify(self, published: Seal | None = None, workers: int | None = None) -> Verification:
         """Recompute every link from the stored events and compare with the seals (and ``published``).
 
-        With ``workers`` > 1 over a SQLite file, ranges of the chain are recomputed in
-        that many processes, each from the stored link where its range starts; every
+        With ``workers`` > 1 (default: one per CPU) over a SQLite file of at least
+        100,000 events, ranges of the chain are recomputed in that many subprocesses
+        (``chain_range.py``), each from the stored link where its range starts; every
         range's last link must equal the stored link (or seal) there, which proves the
-        same as one pass. Processes are forked only from a single-threaded process (a
-        command); inside a threaded server the check runs in one pass.
+        same as one pass.
         """
         started = time.perf_counter()
+        workers = workers if workers is not None else (os.cpu_count() or 1)
         seals = self.storage.seals()
         result = Verification(ok=True, seal=seals[-1] if seals else None, published=published)
         with self.storage.snapshot() as snap:
@@ -646,7 +649,7 @@ class AuditChain:
             if head is not None:
                 checks.setdefault(head[0], []).append(("head", head))
             parallel = (workers > 1 and isinstance(self.storage, SQLiteChain) and head is not None
-                        and head[2] >= _PARALLEL_FROM and threading.active_count() == 1)
+                        and head[2] >= _PARALLEL_FROM)
             problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
                        else self._fast_check(snap, head, checks, result))
             if problem is not None:
@@ -693,8 +696,6 @@ class AuditChain:
     def _parallel_check(self, snap: _SQLiteSnapshot, head: tuple[int, bytes, int],
                         checks: dict[int, list[tuple[str, Any]]], result: Verification, workers: int) -> Problem | None:
         """:meth:`_fast_check` split into ranges recomputed in forked processes."""
-        import multiprocessing
-
         sealed_upto, count = head[0], head[2]
         result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
@@ -710,8 +711,11 @@ class AuditChain:
         afters = [FIRST] + ends[:-1]
         storage: SQLiteChain = self.storage  # type: ignore[assignment]
         jobs = [(storage.path, storage.table, a, e, s) for a, e, s in zip(afters, ends, starts)]
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            done = pool.map(_recompute_range, jobs)
+        try:
+            done = _recompute_ranges(jobs)
+        except (OSError, RuntimeError, ValueError):  # a worker could not run: the same check in one pass
+            log.warning("chain range workers failed; verifying in one pass", exc_info=True)
+            return self._fast_check(snap, head, checks, result)
         checked = 0
         for end, (link_, rows, last) in zip(ends, done):
             checked += rows

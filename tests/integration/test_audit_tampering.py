@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -167,3 +168,39 @@ def test_an_export_of_the_store_verifies_offline_and_names_an_edit_made_in_the_f
     checked = verify_export(path)
     assert (checked.ok, checked.problem.position, checked.problem.kind) == (False, 2, "edited")
     assert head == 12
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["from a command", "from a server's thread"])
+def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple, monkeypatch, threaded: bool) -> None:
+    """The chain split into ranges recomputed by worker subprocesses, from the main thread
+    and from another thread (as in the server). SQLite only: the workers read the file."""
+    application, table, _head = sealed
+    if table.postgres:
+        pytest.skip("ranges are recomputed in parallel over a SQLite file only")
+    from application import chain
+
+    monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
+    calls: list[str] = []
+    ranges = chain._recompute_ranges
+    monkeypatch.setattr(chain, "_recompute_ranges", lambda jobs: calls.append(f"{len(jobs)} ranges") or ranges(jobs))
+    split = chain.AuditChain._parallel_check
+    monkeypatch.setattr(chain.AuditChain, "_parallel_check", lambda *a: calls.append("split") or split(*a))
+
+    def check() -> Any:
+        if not threaded:
+            return application.chain.verify(workers=2)
+        found: list[Any] = []
+        worker = threading.Thread(target=lambda: found.append(application.chain.verify(workers=2)))
+        worker.start()
+        worker.join(60)
+        return found[0]
+
+    clean = check()
+    state = bytes(table.row(10)[3])
+    table.run("UPDATE {t} SET state = {m} WHERE {pos} = {m}", state.replace(b"mgr-li", b"mgr-xx"), 10)
+    edited = check()
+
+    assert clean.ok and clean.checked == 12, clean.summary()
+    assert not edited.ok
+    assert (edited.problem.position, edited.problem.kind) == (10, "edited")
+    assert calls == ["split", "2 ranges"] * 2
