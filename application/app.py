@@ -204,7 +204,7 @@ class TuohuApplication(Application[UUID]):
             raise ConcurrentUpdate(
                 f"{command_name}: {aggregates[0].id} was changed by another command; reload and retry"
             ) from None
-        position = max((r.notification.id for r in recordings), default=self.position())
+        position = max((r.notification.id for r in recordings), default=0) or self.position()
         return CommandResult(aggregates[0].id, aggregates[0].version, position)
 
     def _create(self, ctx: Context, command_name: str, make: Callable[[], A]) -> CommandResult:
