@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -94,18 +94,23 @@ def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
         raise ReportError("as_of", "must carry a timezone (e.g. 2009-10-01T00:00:00Z)")
     until = None
     if as_of is not None:
-        def keep(event: Any) -> bool:
-            return event.timestamp <= cut
-
-        # Recorded times rise with the position (up to the moments between making an event and committing
-        # it): replay no further than that, and when nothing was recorded after the cut, the live tables are it.
+        # What tuohu knew at the cut: the log up to the last event recorded by then (recorded
+        # times rise with the position). When nothing was recorded after it, the live tables are it;
+        # otherwise the tables' row versions at the checkpoint before it, plus the events since.
         head = rm.runner.recorder.max_notification_id() or 0
-        if _last_recorded_by(rm, cut, head) >= head and all(
-                rm.store.position(name) == head for name in ("evaluation", "team")):
+        until = _last_recorded_by(rm, cut, head)
+        if until >= head and all(rm.store.position(name) == head for name in ("evaluation", "team")):
             with rm.engine.connect() as conn:
                 yield conn, rm.store.tables("evaluation"), rm.store.tables("team")
             return
-        until = _last_recorded_by(rm, cut + _COMMIT_SKEW, head)
+        with rm.runner.as_of(("evaluation", "team"), until) as then:
+            if then is not None:
+                with rm.engine.connect() as conn:
+                    yield conn, then["evaluation"], then["team"]
+                return
+
+        def keep(event: Any) -> bool:
+            return True
     else:
         def keep(event: Any) -> bool:
             return getattr(event, "occurred_at", event.timestamp) <= cut
@@ -117,9 +122,6 @@ def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
     finally:
         for name, generation in targets.items():
             rm.store.drop_generation(name, generation)
-
-
-_COMMIT_SKEW = timedelta(minutes=1)
 
 
 def _last_recorded_by(rm: ReadModels, moment: datetime, head: int) -> int:

@@ -215,10 +215,17 @@ def _scheme_json(indicators: Iterable[dict[str, Any]]) -> str:
                        for i in indicators])
 
 
+AS_OF_CHECKPOINT_EVERY = 1000
+"""Positions between the checkpoints at which the evaluation and team tables keep their
+row versions: a report as of a recorded time reads the versions at the checkpoint
+before it and applies at most this many events more."""
+
+
 class TeamProjection(Projection):
     """Staff, appraisal schemes and targets (measures §1, §3), for queries and reports."""
 
     name = "team"
+    checkpoint_every = AS_OF_CHECKPOINT_EVERY
     specs = (
         TableSpec("staff", _staff_columns),
         TableSpec("schemes", _scheme_columns),
@@ -382,6 +389,7 @@ class EvaluationProjection(Projection):
     """Monthly flows per organisation unit and active customers (measures §5)."""
 
     name = "evaluation"
+    checkpoint_every = AS_OF_CHECKPOINT_EVERY
     specs = (
         TableSpec("unit_month", _unit_month_columns),
         TableSpec("activity", _activity_columns),

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -113,9 +114,16 @@ class Tables:
 class Batch:
     """The rows one batch of events touches: loaded once, changed in memory, written once."""
 
-    def __init__(self, conn: Connection, tables: Tables) -> None:
+    def __init__(self, conn: Connection, tables: Tables, read_tables: Tables | None = None,
+                 history: bool = True) -> None:
         self.conn = conn
         self.tables = tables
+        self.read_tables = read_tables
+        """Where rows are read from, when not ``tables`` (an as-of overlay; see :func:`as_of_tables`)."""
+        self.history = history
+        """Whether a flush keeps the superseded versions of a versioned projection's rows."""
+        self.checkpoint = 0
+        """The checkpoint the events being applied fall in (versioned projections; 0 otherwise)."""
         self._rows: dict[str, dict[Any, dict[str, Any] | None]] = {}
         self._dirty: dict[str, dict[Any, dict[str, Any]]] = {}
         self._added: dict[str, list[dict[str, Any]]] = {}
@@ -137,18 +145,22 @@ class Batch:
             names = self._pk_names[base] = tuple(c.name for c in self._pk(base))
         return row[names[0]] if len(names) == 1 else tuple(row[n] for n in names)
 
+    def _source(self, base: str) -> Any:
+        """The table (or as-of overlay) rows of ``base`` are read from."""
+        return getattr(self.read_tables if self.read_tables is not None else self.tables, base)
+
     def get(self, base: str, key: Any) -> dict[str, Any] | None:
         """The row with primary key ``key`` (a value, or a tuple for a composite key), or None."""
         cache = self._rows.setdefault(base, {})
         if key not in cache:
-            table, cols = getattr(self.tables, base), self._pk(base)
+            source, cols = self._source(base), self._pk(base)
             values = key if isinstance(key, tuple) else (key,)
             covered = self._covered.get(base)
             if covered is not None and values[covered[0]] in covered[1]:
                 cache[key] = None  # preload_where loaded every row with this value: there is none
                 return None
             row = self.conn.execute(
-                select(table).where(and_(*(c == v for c, v in zip(cols, values))))
+                select(source).where(and_(*(source.c[c.name] == v for c, v in zip(cols, values))))
             ).mappings().first()
             cache[key] = dict(row) if row else None
         return cache[key]
@@ -159,10 +171,11 @@ class Batch:
         wanted = list({k for k in keys if k not in cache})
         if not wanted:
             return
-        table, [col] = getattr(self.tables, base), self._pk(base)
+        source, [col] = self._source(base), self._pk(base)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            found = {r[col.name]: dict(r) for r in self.conn.execute(select(table).where(col.in_(chunk))).mappings()}
+            found = {r[col.name]: dict(r)
+                     for r in self.conn.execute(select(source).where(source.c[col.name].in_(chunk))).mappings()}
             for key in chunk:
                 cache[key] = found.get(key)
 
@@ -176,9 +189,9 @@ class Batch:
             values -= covered[1]
         if not values:
             return
-        table, names = getattr(self.tables, base), [c.name for c in self._pk(base)]
+        source, names = self._source(base), [c.name for c in self._pk(base)]
         cache = self._rows.setdefault(base, {})
-        for row in self.conn.execute(select(table).where(table.c[column].in_(sorted(values)))).mappings():
+        for row in self.conn.execute(select(source).where(source.c[column].in_(sorted(values)))).mappings():
             data = dict(row)
             key = data[names[0]] if len(names) == 1 else tuple(data[n] for n in names)
             cache.setdefault(key, data)
@@ -201,9 +214,9 @@ class Batch:
     def update_where(self, base: str, column: str, value: Any, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to every row whose ``column`` equals ``value``: stored rows (as this
         batch left them) and rows put or added in this batch. ``column`` should be indexed."""
-        table = getattr(self.tables, base)
+        source = self._source(base)
         cache = self._rows.setdefault(base, {})
-        for row in self.conn.execute(select(table).where(table.c[column] == value)).mappings():
+        for row in self.conn.execute(select(source).where(source.c[column] == value)).mappings():
             cache.setdefault(self._key_of(base, row), dict(row))
         for row in list(cache.values()):
             if row is not None and row.get(column) == value:
@@ -228,11 +241,23 @@ class Batch:
         self.put(base, row)
 
     def flush(self) -> None:
+        """Write the rows changed since the last flush. In a versioned projection each row
+        written carries :attr:`checkpoint`, and the stored version it replaces, if from an
+        earlier checkpoint, is first copied to the table's history (``superseded_at`` =
+        this checkpoint)."""
         dialect = self.conn.dialect.name
+        versioned = self.checkpoint > 0
         for base, rows in self._dirty.items():
             if not rows:
                 continue
             table, cols = getattr(self.tables, base), self._pk(base)
+            if versioned:
+                for row in rows.values():
+                    row[CHECKPOINT] = self.checkpoint
+                if self.history:
+                    self.conn.execute(_keep_superseded(table, getattr(self.tables, base + HISTORY_SUFFIX)),
+                                      [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": self.checkpoint}
+                                       for r in rows.values()])
             if dialect in ("sqlite", "postgresql"):
                 self.conn.execute(_upsert(table, dialect), list(rows.values()))
                 continue
@@ -241,10 +266,38 @@ class Batch:
             self.conn.execute(insert(table), list(rows.values()))
         for base, added in self._added.items():
             if added:
+                if versioned:
+                    for row in added:
+                        row[CHECKPOINT] = self.checkpoint
                 self.conn.execute(insert(getattr(self.tables, base)), added)
+        self._dirty, self._added = {}, {}
 
 
 _UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
+_KEEPERS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
+
+CHECKPOINT = "checkpoint"
+"""The column of a versioned projection's row: the checkpoint its values stand at."""
+SUPERSEDED_AT = "superseded_at"
+"""The column of a history row: the checkpoint from which a newer version replaced it."""
+HISTORY_SUFFIX = "_history"
+
+
+def checkpoint_of(position: int, every: int) -> int:
+    """The checkpoint a position falls in: the next multiple of ``every`` at or after it."""
+    return -(-position // every) * every
+
+
+def _keep_superseded(table: Table, history: Table) -> Any:
+    """``INSERT INTO history SELECT …, :k_checkpoint FROM table WHERE key = :k_… AND checkpoint < :k_checkpoint``."""
+    found = _KEEPERS.get(table)
+    if found is None:
+        names = [c.name for c in table.columns]
+        keys = [c for c in table.primary_key.columns if c.name != CHECKPOINT]
+        source = select(*(table.c[n] for n in names), bindparam("k_checkpoint", type_=Integer)).where(
+            *(c == bindparam(f"k_{c.name}") for c in keys), table.c[CHECKPOINT] < bindparam("k_checkpoint"))
+        found = _KEEPERS[table] = insert(history).from_select([*names, SUPERSEDED_AT], source)
+    return found
 
 
 def _upsert(table: Table, dialect: str) -> Any:
@@ -270,6 +323,14 @@ class Projection:
 
     name: ClassVar[str]
     specs: ClassVar[tuple[TableSpec, ...]]
+    checkpoint_every: ClassVar[int] = 0
+    """Positions between checkpoints of a *versioned* projection (0: not versioned).
+
+    A versioned projection's rows carry the checkpoint their values stand at, and
+    each table has a ``<table>_history`` of the versions replaced at later
+    checkpoints, so its tables as they stood at any checkpoint can be read without
+    replaying the log (:func:`as_of_tables`). Batches are written at every
+    checkpoint they cross, so the versions do not depend on batch sizes."""
 
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         """Event class -> handler. Events without a handler leave the projection's rows alone."""
@@ -313,6 +374,13 @@ class ReadModelStore:
                 if conn.execute(select(projection_state).where(projection_state.c.projection == name)).first() is None:
                     conn.execute(insert(projection_state).values(projection=name, active_generation=1))
                     self._start_tracking(conn, name, 1)
+            active = self.active_generation(name)
+            if not self._has_current_columns(name, active):
+                # Tables of an earlier release: start a new, empty generation (the runner fills it from the log).
+                log.warning("read model %s: generation %s lacks columns of this release; starting a new one",
+                            name, active)
+                self.activate(name, self.new_generation(name))
+                self.drop_generation(name, active)
             self._ensure_tables(name, self.active_generation(name))
 
     # ------------------------------------------------------------------ generations
@@ -324,12 +392,33 @@ class ReadModelStore:
             found = self._tables.get((name, generation))
             if found is None:
                 metadata = MetaData()
-                found = Tables(name, generation, {
-                    spec.name: Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns())
-                    for spec in self.projections[name].specs
-                })
+                projection = self.projections[name]
+                tables = {}
+                for spec in projection.specs:
+                    if not projection.checkpoint_every:
+                        tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns())
+                        continue
+                    tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns(),
+                                              Column(CHECKPOINT, Integer, nullable=False, default=0))
+                    history = spec.columns()
+                    for column in history:
+                        column.index = None  # history is read by key and checkpoint only
+                    tables[spec.name + HISTORY_SUFFIX] = Table(
+                        f"rm_{spec.name}{HISTORY_SUFFIX}_g{generation}", metadata, *history,
+                        Column(CHECKPOINT, Integer, primary_key=True), Column(SUPERSEDED_AT, Integer, nullable=False))
+                found = Tables(name, generation, tables)
                 self._tables[(name, generation)] = found
         return found
+
+    def _has_current_columns(self, name: str, generation: int) -> bool:
+        """Whether every existing table of the generation has the columns this release defines."""
+        inspector = inspect(self.engine)
+        for table in self.tables(name, generation):
+            if inspector.has_table(table.name):
+                stored = {c["name"] for c in inspector.get_columns(table.name)}
+                if not {c.name for c in table.columns} <= stored:
+                    return False
+        return True
 
     def _ensure_tables(self, name: str, generation: int) -> Tables:
         tables = self.tables(name, generation)
@@ -486,9 +575,12 @@ class ProjectionRunner:
         return self.fill_many({name: generation}, until, keep)[name]
 
     def fill_many(self, targets: dict[str, int], until: int | None = None,
-                  keep: EventFilter | None = None) -> dict[str, int]:
+                  keep: EventFilter | None = None, read_through: dict[str, Tables] | None = None) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
-        log, decoding each event once. Returns ``{projection: position}``."""
+        log, decoding each event once. Returns ``{projection: position}``.
+
+        ``read_through`` (``{projection: tables}``) makes the batches read rows from
+        other tables than they write (an as-of overlay, :func:`as_of_tables`)."""
         positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
         while True:
             low = min(positions.values())
@@ -505,27 +597,28 @@ class ProjectionRunner:
             for name, generation in targets.items():
                 todo = [(i, e) for i, e in decoded if i > positions[name]]
                 if todo:
-                    positions[name] = self._apply(name, generation, positions[name], todo, through=last)
+                    positions[name] = self._apply(name, generation, positions[name], todo, through=last,
+                                                  read_tables=(read_through or {}).get(name))
                 elif positions[name] < last:
                     self._advance(name, generation, positions[name], last)
                     positions[name] = last
         return positions
 
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
-               through: int | None = None) -> int:
+               through: int | None = None, read_tables: Tables | None = None) -> int:
         """One transaction: rows of ``events`` and the position moved from ``position``."""
         projection = self.store.projections[name]
         try:
-            return self._commit(projection, generation, position, events, through)
+            return self._commit(projection, generation, position, events, through, read_tables)
         except _EventFailed as failed:
             good = [(i, e) for i, e in events if i < failed.position]
             if good:
-                self._commit(projection, generation, position, good, None)
+                self._commit(projection, generation, position, good, None, read_tables)
             self._record_error(name, generation, failed.position, failed.error)
             raise ProjectionFailed(name, failed.position, failed.error) from None
 
     def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
-                through: int | None) -> int:
+                through: int | None, read_tables: Tables | None = None) -> int:
         tables = self.store.tables(projection.name, generation)
         new_position = through or events[-1][0]
         mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
@@ -536,9 +629,16 @@ class ProjectionRunner:
                                    .values(updated_at=_now())).rowcount
             if claimed != 1:
                 raise _Moved()
-            batch = Batch(conn, tables)
+            batch = Batch(conn, tables, read_tables=read_tables, history=read_tables is None)
             projection.prefetch(batch, [e for _, e in events])
+            every = projection.checkpoint_every
             for notification_id, event in events:
+                if every:
+                    checkpoint = checkpoint_of(notification_id, every)
+                    if checkpoint != batch.checkpoint:
+                        if batch.checkpoint:
+                            batch.flush()  # the rows as they stand at the checkpoint just passed
+                        batch.checkpoint = checkpoint
                 try:
                     batch.position = notification_id
                     projection.apply(batch, event)
@@ -684,12 +784,70 @@ class ProjectionRunner:
                                        "live": digest, "rebuilt": rebuilt.get(table)})
         return mismatches
 
+    @contextmanager
+    def as_of(self, names: Sequence[str], position: int) -> Iterator[dict[str, Tables] | None]:
+        """The tables of versioned projections ``names`` as they stood at ``position``
+        (read-only views), or None when a projection is not versioned or its live
+        generation has not reached ``position`` (the caller replays the log instead).
+
+        The views read each row's version at the last checkpoint at or before
+        ``position``; the events after it are applied to small scratch tables that
+        the views lay over those versions, and dropped on exit. The live tables are
+        not changed."""
+        projections = [self.store.projections[n] for n in names]
+        every = {p.checkpoint_every for p in projections}
+        lives = {n: self.store.active_generation(n) for n in names}
+        if 0 in every or len(every) != 1 or any(self.store.position(n, g) < position for n, g in lives.items()):
+            yield None
+            return
+        checkpoint = (position // every.pop()) * projections[0].checkpoint_every
+        targets = {n: self.store.new_generation(n) for n in names}
+        try:
+            overlays = {}
+            for name, generation in targets.items():
+                self._advance(name, generation, 0, checkpoint)
+                overlays[name] = as_of_tables(self.store.tables(name, lives[name]), checkpoint,
+                                              self.store.tables(name, generation))
+            if position > checkpoint:
+                self.fill_many(targets, until=position, read_through=overlays)
+            yield overlays
+        finally:
+            for name, generation in targets.items():
+                self.store.drop_generation(name, generation)
+
     def scratch(self, name: str, keep: EventFilter, until: int | None = None) -> Tables:
         """Fill a scratch generation with the events ``keep`` accepts; the caller drops it
         with ``store.drop_generation``."""
         generation = self.store.new_generation(name)
         self.fill(name, generation, until=until, keep=keep)
         return self.store.tables(name, generation)
+
+
+def as_of_tables(live: Tables, checkpoint: int, written: Tables | None = None) -> Tables:
+    """Read-only views of a versioned projection's tables as they stood at ``checkpoint``:
+    each row's version current then (the live row if it stands at or before the
+    checkpoint, else the history version that was replaced after it). With
+    ``written``, rows of those tables (the events after the checkpoint) take the place
+    of the versions with the same key. Each view has the table's columns and name."""
+    views = {}
+    for base, table in live.items():
+        if base.endswith(HISTORY_SUFFIX):
+            continue
+        history = getattr(live, base + HISTORY_SUFFIX)
+        names = [c.name for c in table.columns]
+        then = select(*(table.c[n] for n in names)).where(table.c[CHECKPOINT] <= checkpoint).union_all(
+            select(*(history.c[n] for n in names)).where(history.c[CHECKPOINT] <= checkpoint,
+                                                         history.c[SUPERSEDED_AT] > checkpoint))
+        if written is None:
+            views[base] = then.subquery(base)
+            continue
+        mine = getattr(written, base)
+        keys = [c.name for c in table.primary_key.columns]
+        earlier = then.subquery(f"{base}_then")
+        replaced = select(mine.c[keys[0]]).where(*(mine.c[k] == earlier.c[k] for k in keys)).exists()
+        views[base] = select(*(mine.c[n] for n in names)).union_all(
+            select(*(earlier.c[n] for n in names)).where(~replaced)).subquery(base)
+    return Tables(live.projection, live.generation, views)
 
 
 class _EventFailed(Exception):

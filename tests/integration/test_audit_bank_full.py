@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
 from application import audit
+from interfaces import reports
 from interfaces.importers.bank_marketing import import_bank_marketing
 from projections.actors import period_range, trail
 
@@ -34,7 +36,7 @@ def subscribed_in_2009_q3(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_the_six_questions_on_bank_full(services, bank_marketing_dir: Path, capsys) -> None:
+def test_the_six_questions_on_bank_full(services, bank_marketing_dir: Path, capsys, monkeypatch) -> None:
     application, read_models = services
     path = bank_marketing_dir / "bank-full.csv"
     import_bank_marketing(application, path)
@@ -60,10 +62,29 @@ def test_the_six_questions_on_bank_full(services, bank_marketing_dir: Path, caps
     checked = application.chain.verify(seal)
     timings["q4"] = time.perf_counter() - started
 
+    # Q5: the 2009-Q3 evaluation as it stood at recorded times inside the import, from the
+    # tables' row versions; the expected reports replay the log up to the same moments.
+    head = application.position()
+    as_of_reports = []
+    for position in (head * 9 // 10, head * 97 // 100):
+        [notification] = application.recorder.select_notifications(start=position, limit=1)
+        cut = application.mapper.to_domain_event(notification).timestamp
+        started = time.perf_counter()
+        versioned = reports.evaluation(read_models, "2009-Q3", as_of=cut)
+        timings[f"q5 at {position}"] = time.perf_counter() - started
+        with monkeypatch.context() as patch:
+            patch.setattr(read_models.runner, "as_of", lambda *a: nullcontext(None))
+            replayed = reports.evaluation(read_models, "2009-Q3", as_of=cut)
+        as_of_reports.append((versioned, replayed))
+
     won = subscribed_in_2009_q3(path)
     assert decisions["total"] == 2 * won  # each won customer: one customer review, one contract clause review
     assert [e["event"] for e in credit["events"]] == ["CreditStandingRecorded"]
     assert screened["last_event"]["event"] == "Screened"
     assert checked.ok and checked.checked == seal.events == 595_224
+    for versioned, replayed in as_of_reports:
+        assert versioned["indicators"] == replayed["indicators"]
+        assert versioned["credit_rating_mix"] == replayed["credit_rating_mix"]
+    assert any(v["indicators"]["new_customers"]["actual"] for v, _ in as_of_reports)
     with capsys.disabled():
         print("\nbank-full:", ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))
