@@ -118,6 +118,15 @@ class IssuedToken:
     token: str | None
 
 
+def _project(aggregate: Any, events: Any) -> Any:
+    """The aggregate after applying ``events`` in turn (each event's ``mutate``): the library's
+    projector, without its per-event runtime protocol check (every stored event here is a
+    domain event of ours)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 class TuohuApplication(Application[UUID]):
     """Customer acquisition (measures §2, §4) as an event-sourced application."""
 
@@ -162,7 +171,7 @@ class TuohuApplication(Application[UUID]):
         aggregate = handed.pop(aggregate_id, None) if handed is not None and not hand_over else None
         if aggregate is None:
             try:
-                aggregate = self.repository.get(aggregate_id)
+                aggregate = self.repository.get(aggregate_id, projector_func=_project)
             except AggregateNotFoundError:
                 raise NotFound(f"no {cls.__name__.lower()} with id {aggregate_id}") from None
         if not isinstance(aggregate, cls):

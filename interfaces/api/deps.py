@@ -34,12 +34,16 @@ CHANNEL = "api"
 _IF_MATCH = re.compile(r'^(?:"(\d{1,18})"|(\d{1,18}))$', re.ASCII)
 
 
-def get_application(request: Request) -> TuohuApplication:
-    """The application the lifespan bootstrapped."""
+def _application_of(request: Request) -> TuohuApplication:
     application = getattr(request.app.state, "application", None)
     if application is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
     return application
+
+
+async def get_application(request: Request) -> TuohuApplication:
+    """The application the lifespan bootstrapped (no I/O: resolved on the event loop)."""
+    return _application_of(request)
 
 
 class ReadModelBehind(Exception):
@@ -67,7 +71,7 @@ def get_read_models(
     if read_models is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
     if consistent_with is not None:
-        head = get_application(request).position()
+        head = _application_of(request).position()
         if consistent_with > head:  # no command has answered with it: it can never be reached
             raise RequestValidationError([{
                 "type": "less_than_equal", "loc": ("query", "consistent_with"), "input": consistent_with,
@@ -115,10 +119,11 @@ async def command_context(
                              request_hash=digest)
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[str | None, Header(description='the version the client last saw, as its ETag: "3"')] = None,
 ) -> int | None:
-    """The version in ``If-Match``, or None for ``*`` or no header. A malformed header is a 422."""
+    """The version in ``If-Match``, or None for ``*`` or no header. A malformed header is a 422.
+    (No I/O: resolved on the event loop.)"""
     if if_match is None or if_match.strip() == "*":
         return None
     match = _IF_MATCH.match(if_match.strip())

@@ -138,20 +138,20 @@ async def authorize(
     return principal
 
 
-def current_principal(principal: Annotated[Principal | None, Depends(authorize)]) -> Principal:
+async def current_principal(principal: Annotated[Principal | None, Depends(authorize)]) -> Principal:
     """The caller of a route that is not public."""
     if principal is None:  # pragma: no cover - only public routes get None, and they do not ask
         raise AccessDenied("this route needs an authenticated caller")
     return principal
 
 
-def customer_scope(principal: Annotated[Principal, Depends(current_principal)]) -> dict[str, str] | None:
+async def customer_scope(principal: Annotated[Principal, Depends(current_principal)]) -> dict[str, str] | None:
     """The caller's customer scope as read-model filters; None for bank-wide roles."""
     scope = scope_of(principal)
     return scope.filters() if scope is not None else None
 
 
-def staff_branch(principal: Annotated[Principal, Depends(current_principal)]) -> str | None:
+async def staff_branch(principal: Annotated[Principal, Depends(current_principal)]) -> str | None:
     """The branch whose people a branch head may see in staff reports; None for the bank."""
     return principal.branch if principal.role == BRANCH_HEAD else None
 
