@@ -83,6 +83,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+INDEX_NAMES = {"ix": "ix_%(table_name)s_%(column_0_N_name)s"}
+"""Index names: ``ix_<table>_<every column>`` (a one-column index keeps SQLAlchemy's default name)."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table of a projection: its base name and a factory of fresh columns."""
@@ -323,7 +327,7 @@ class ReadModelStore:
         with self._lock:
             found = self._tables.get((name, generation))
             if found is None:
-                metadata = MetaData()
+                metadata = MetaData(naming_convention=INDEX_NAMES)
                 found = Tables(name, generation, {
                     spec.name: Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns())
                     for spec in self.projections[name].specs

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from application import Settings, bootstrap
 from domain import AGGREGATES
@@ -119,3 +120,36 @@ def test_another_seed_gives_another_log(tmp_path: Path) -> None:
     customers = {originator for topic, originator in first if topic == "tuohu:Customer.Registered"}
     others = {originator for topic, originator in other if topic == "tuohu:Customer.Registered"}
     assert customers and others and not customers & others
+
+
+def test_the_report_rollups_hold_what_their_rows_add_up_to(services) -> None:
+    application, read_models = services
+    generate_demo(application, events=EVENTS, seed=17)
+    read_models.catch_up()
+
+    with read_models.reading() as (conn, t):
+        counted: dict[tuple[str, str, str], list[int]] = {}
+        for row in conn.execute(select(t.records)).mappings():
+            bucket = counted.setdefault((row["aggregate_type"], row["status"], row["level"] or ""), [0, 0])
+            bucket[0] += 1
+            bucket[1] += row["warnings"]
+        rollup = {(r["aggregate_type"], r["status"], r["level"]): [r["records"], r["warnings"]]
+                  for r in conn.execute(select(t.record_counts)).mappings() if r["records"] or r["warnings"]}
+    assert rollup == counted
+    assert {key[0] for key in counted} == {"visit", "proposal", "contract", "risk_case"}
+
+    with read_models.reading("evaluation") as (conn, t):
+        active: dict[tuple[str, str, str], set[str]] = {}
+        for row in conn.execute(select(t.activity)).mappings():
+            year, month = row["month"][:4], int(row["month"][5:7])
+            periods = (row["month"], f"{year}-Q{(month - 1) // 3 + 1}", f"{year}-H{1 if month <= 6 else 2}", year)
+            units = [("bank", "bank"), ("branch", row["branch"]), ("person", row["manager_id"]), ("team", row["team"])]
+            for period in periods:
+                for unit_type, unit_id in units:
+                    if unit_id:
+                        active.setdefault((period, unit_type, unit_id), set()).add(row["customer_id"])
+        rollup_active = {(r["period"], r["unit_type"], r["unit_id"]): r["customers"]
+                         for r in conn.execute(select(t.active_counts)).mappings() if r["customers"]}
+    assert rollup_active == {key: len(customers) for key, customers in active.items()}
+    assert any(key[1] == "team" for key in rollup_active)
+
