@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -133,6 +133,30 @@ def _emit(data: object, title: str, as_json: bool, as_csv: bool, xlsx: Path | No
         Console().print(table)
 
 
+PageLimit = Annotated[Optional[int], typer.Option(
+    min=1, max=500, help="rows per page (50 by default; with --csv / --xlsx every row unless given)")]
+PageCursor = Annotated[Optional[str], typer.Option(help="the page after the one that printed this cursor")]
+
+
+def _paged(build: Callable[[int, Optional[str]], Any], limit: int | None, cursor: str | None, exporting: bool,
+           items: str = "items") -> Any:
+    """One page of a list report (``build(limit, cursor)``), or every row when exporting without ``--limit``."""
+    from interfaces import reports
+
+    if exporting and limit is None and cursor is None:
+        return _report(lambda: reports.every_row(lambda after: build(reports.MAX_LIMIT, after), items))
+    return _report(lambda: build(limit or reports.DEFAULT_LIMIT, cursor))
+
+
+def _emit_page(data: Any, title: str, as_json: bool, as_csv: bool, xlsx: Path | None, items: str = "items") -> None:
+    """As :func:`_emit`; a table is followed by the rows shown, the total and the next page's cursor."""
+    _emit(data, title, as_json, as_csv, xlsx)
+    if not (as_json or as_csv or xlsx):
+        shown = len(data[items])
+        console.print(f"{shown:,} of {data['total']:,} rows"
+                      + (f"; next page: --cursor {data['next']}" if data["next"] else ""))
+
+
 def _read_models():  # type: ignore[no-untyped-def]
     """The read models, caught up to the newest event (exit 1 naming a stopped projection)."""
     from projections import ProjectionFailed
@@ -188,65 +212,82 @@ def report_customers(
     channel: Optional[str] = None, segment: Optional[str] = None, kind: Optional[str] = None,
     key_customer: Annotated[Optional[bool], typer.Option("--key-customer/--not-key-customer")] = None,
     risk_level: Optional[str] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100, offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: PageLimit = None, cursor: PageCursor = None, offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
-    """Customers with filters and text search, newest registration first."""
+    """Customers with filters and text search, newest registration first, a page at a time."""
     from interfaces import reports
 
     rm = _read_models()
-    data = reports.customers(rm, q=q, limit=limit, offset=offset, stage=stage, manager_id=manager, branch=branch,
-                             channel=channel, segment=segment, kind=kind, is_key=key_customer, risk_level=risk_level)
-    _emit(data, "customers", as_json, as_csv, xlsx)
+    data = _paged(lambda size, after: reports.customers(
+        rm, q=q, limit=size, offset=offset if after is None or after == cursor else 0, cursor=after, stage=stage,
+        manager_id=manager, branch=branch, channel=channel, segment=segment, kind=kind, is_key=key_customer,
+        risk_level=risk_level), limit, cursor, as_csv or xlsx is not None)
+    _emit_page(data, "customers", as_json, as_csv, xlsx)
 
 
 @report_app.command("visits")
 def report_visits(
     start: Annotated[datetime, typer.Option("--from", help="from (UTC), inclusive")],
     end: Annotated[datetime, typer.Option("--to", help="to (UTC), exclusive")],
-    staff: Optional[str] = None,
+    staff: Optional[str] = None, limit: PageLimit = None, cursor: PageCursor = None,
     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
-    """The visit calendar between two times."""
+    """The visit calendar between two times, a page at a time."""
     from interfaces import reports
 
     rm = _read_models()
-    data = _report(lambda: reports.visit_calendar(rm, _aware(start), _aware(end), staff))
-    _emit(data, "visits", as_json, as_csv, xlsx)
+    data = _paged(lambda size, after: reports.visit_calendar(rm, _aware(start), _aware(end), staff, limit=size,
+                                                             cursor=after), limit, cursor, as_csv or xlsx is not None)
+    _emit_page(data, "visits", as_json, as_csv, xlsx)
 
 
 @report_app.command("overdue-follow-ups")
-def report_overdue(as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
-    """Follow-up visits past their time and not yet conducted."""
+def report_overdue(limit: PageLimit = None, cursor: PageCursor = None, as_json: AsJson = False, as_csv: AsCsv = False,
+                   xlsx: AsXlsx = None) -> None:
+    """Follow-up visits past their time and not yet conducted, oldest first, a page at a time."""
     from interfaces import reports
 
-    _emit(reports.overdue_follow_ups(_read_models()), "overdue follow-ups", as_json, as_csv, xlsx)
+    rm = _read_models()
+    data = _paged(lambda size, after: reports.overdue_follow_ups(rm, limit=size, cursor=after), limit, cursor,
+                  as_csv or xlsx is not None)
+    _emit_page(data, "overdue follow-ups", as_json, as_csv, xlsx)
 
 
 @report_app.command("proposals")
-def report_proposals(status: Optional[str] = None, as_json: AsJson = False, as_csv: AsCsv = False,
-                     xlsx: AsXlsx = None) -> None:
-    """Proposals by status with days in stage."""
+def report_proposals(status: Optional[str] = None, limit: PageLimit = None, cursor: PageCursor = None,
+                     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
+    """Proposals by status with days in stage, longest first, a page at a time."""
     from interfaces import reports
 
-    _emit(reports.work_pipeline(_read_models(), "proposal", status), "proposals", as_json, as_csv, xlsx)
+    rm = _read_models()
+    data = _paged(lambda size, after: reports.work_pipeline(rm, "proposal", status, limit=size, cursor=after),
+                  limit, cursor, as_csv or xlsx is not None)
+    _emit_page(data, "proposals", as_json, as_csv, xlsx)
 
 
 @report_app.command("contracts")
-def report_contracts(status: Optional[str] = None, as_json: AsJson = False, as_csv: AsCsv = False,
-                     xlsx: AsXlsx = None) -> None:
-    """Contracts by status with days in stage."""
+def report_contracts(status: Optional[str] = None, limit: PageLimit = None, cursor: PageCursor = None,
+                     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
+    """Contracts by status with days in stage, longest first, a page at a time."""
     from interfaces import reports
 
-    _emit(reports.work_pipeline(_read_models(), "contract", status), "contracts", as_json, as_csv, xlsx)
+    rm = _read_models()
+    data = _paged(lambda size, after: reports.work_pipeline(rm, "contract", status, limit=size, cursor=after),
+                  limit, cursor, as_csv or xlsx is not None)
+    _emit_page(data, "contracts", as_json, as_csv, xlsx)
 
 
 @report_app.command("risk-register")
-def report_risk_register(as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
-    """Open risk cases by level and open warnings."""
+def report_risk_register(limit: PageLimit = None, cursor: PageCursor = None, as_json: AsJson = False,
+                         as_csv: AsCsv = False, xlsx: AsXlsx = None) -> None:
+    """Open risk cases by level and open warnings, and the cases, high level first, a page at a time."""
     from interfaces import reports
 
-    _emit(reports.risk_register(_read_models()), "risk register", as_json, as_csv, xlsx)
+    rm = _read_models()
+    data = _paged(lambda size, after: reports.risk_register(rm, limit=size, cursor=after), limit, cursor,
+                  as_csv or xlsx is not None, items="cases")
+    _emit_page(data, "risk register", as_json, as_csv, xlsx, items="cases")
 
 
 @report_app.command("evaluation")

@@ -1,19 +1,25 @@
 """The reports, built once for both the HTTP routes and the ``tuohu report`` commands.
 
 Each builder returns plain data: a list of row dicts (``rows``) or a nested
-dict, from the read models only. :func:`tabulate` flattens any of them into
-rows for CSV and XLSX output. Times are UTC; money is ``Decimal`` in the
+dict, from the read models only. List reports come a page at a time:
+``{"total": rows in all, "limit": page size, "next": cursor of the next page
+or None, "items": rows}`` (the risk register's rows are ``cases``); pass
+``next`` back as ``cursor``. :func:`every_row` gathers every page for exports.
+:func:`tabulate` flattens any of them into rows for CSV and XLSX output. Times are UTC; money is ``Decimal`` in the
 reported currency; percentages are numbers from 0 to 100.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
+import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from projections import ReadModels, queries
 from projections.framework import Tables
@@ -28,43 +34,134 @@ class ReportError(ValueError):
         self.field, self.reason = field, reason
 
 
-def customers(rm: ReadModels, *, q: str | None = None, limit: int = 100, offset: int = 0,
-              scope: Scope = None, **filters: Any) -> list[dict[str, Any]]:
-    """Customers by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``.
+DEFAULT_LIMIT = 50
+"""Rows per page of a list report when the caller names no ``limit``."""
+MAX_LIMIT = 500
+"""The most rows one page of a list report holds."""
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    """The opaque ``next`` cursor for a sort key (URL-safe base64 of its JSON; times as ISO 8601 UTC)."""
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, kinds: Sequence[str]) -> tuple[Any, ...] | None:
+    """The sort key in ``cursor`` (None for none), checked against ``kinds`` (``time``, ``text``,
+    ``level``: a risk level or null); a malformed one raises :class:`ReportError` for ``cursor``."""
+    if cursor is None:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError("wrong length")
+        key = []
+        for kind, value in zip(kinds, values):
+            if kind == "time":
+                when = datetime.fromisoformat(value)
+                if when.tzinfo is None:
+                    raise ValueError("time without zone")
+                key.append(when)
+            elif kind == "level":
+                if value not in queries.RISK_LEVELS:
+                    raise ValueError("not a risk level")
+                key.append(value)
+            elif isinstance(value, str):
+                key.append(value)
+            else:
+                raise ValueError("not text")
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
+        raise ReportError("cursor", "not a cursor this report gave out (pass `next` from the previous page)") from None
+    return tuple(key)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ReportError("limit", f"must be from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def _page(rows: list[dict[str, Any]], limit: int, key: Sequence[str], total: int,
+          items: str = "items") -> dict[str, Any]:
+    """``{"total", "limit", "next", items: rows}`` from up to ``limit + 1`` rows; ``next`` is the cursor
+    of the page after (None on the last page), from the ``key`` columns of the last row shown."""
+    shown = rows[:limit]
+    more = len(rows) > limit and bool(shown)
+    return {"total": total, "limit": limit,
+            "next": encode_cursor([shown[-1][k] for k in key]) if more else None, items: shown}
+
+
+def every_row(build: Callable[[str | None], dict[str, Any]], items: str = "items") -> dict[str, Any]:
+    """A paged report with the rows of every page (``build(cursor)`` gives one page), for exports."""
+    page = build(None)
+    rows = list(page[items])
+    while page["next"] is not None:
+        page = build(page["next"])
+        rows.extend(page[items])
+    return {**page, "limit": len(rows), "next": None, items: rows}
+
+
+def customers(rm: ReadModels, *, q: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0,
+              cursor: str | None = None, scope: Scope = None, **filters: Any) -> dict[str, Any]:
+    """Customers by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``;
+    newest registration first, a page at a time: ``{"total", "limit", "next", "items"}``.
 
     Every report takes ``scope``: only the customers (and their work) a principal may see.
     """
+    after = decode_cursor(cursor, ("time", "text"))
     with rm.reading() as (conn, t):
-        return queries.customers(conn, t, q=q, limit=limit, offset=offset, scope=scope, **filters)
+        rows = queries.customers(conn, t, q=q, limit=_limit(limit) + 1, offset=offset, after=after, scope=scope,
+                                 **filters)
+        total = queries.count_customers(conn, t, q=q, scope=scope, **filters)
+    return _page(rows, limit, queries.CUSTOMERS_KEY, total)
 
 
 def visit_calendar(rm: ReadModels, start: datetime, end: datetime, staff: str | None = None,
-                   scope: Scope = None) -> list[dict[str, Any]]:
-    """Visits scheduled in ``[start, end)`` (UTC), not cancelled, in time order."""
+                   scope: Scope = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    """Visits scheduled in ``[start, end)`` (UTC), not cancelled, in time order, a page at a time."""
     if end <= start:
         raise ReportError("to", "must be after from")
+    after = decode_cursor(cursor, ("time", "text"))
     with rm.reading() as (conn, t):
-        return queries.visit_calendar(conn, t, start, end, staff=staff, scope=scope)
+        rows = queries.visit_calendar(conn, t, start, end, staff=staff, limit=_limit(limit) + 1, after=after,
+                                      scope=scope)
+        total = queries.count_visit_calendar(conn, t, start, end, staff=staff, scope=scope)
+    return _page(rows, limit, queries.SCHEDULE_KEY, total)
 
 
-def overdue_follow_ups(rm: ReadModels, scope: Scope = None) -> list[dict[str, Any]]:
-    """Follow-up visits past their time and still not conducted (measures §2.5)."""
+def overdue_follow_ups(rm: ReadModels, scope: Scope = None, limit: int = DEFAULT_LIMIT,
+                       cursor: str | None = None) -> dict[str, Any]:
+    """Follow-up visits past their time and still not conducted (measures §2.5), oldest first, a page at a time."""
+    after = decode_cursor(cursor, ("time", "text"))
+    now = datetime.now(timezone.utc)
     with rm.reading() as (conn, t):
-        return queries.overdue_follow_ups(conn, t, scope=scope)
+        rows = queries.overdue_follow_ups(conn, t, now, limit=_limit(limit) + 1, after=after, scope=scope)
+        total = queries.count_overdue_follow_ups(conn, t, now, scope=scope)
+    return _page(rows, limit, queries.SCHEDULE_KEY, total)
 
 
-def work_pipeline(rm: ReadModels, aggregate_type: str, status: str | None = None,
-                  scope: Scope = None) -> dict[str, Any]:
-    """Proposals or contracts: per status counts and longest wait, and each item with days in stage."""
+def work_pipeline(rm: ReadModels, aggregate_type: str, status: str | None = None, scope: Scope = None,
+                  limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    """Proposals or contracts: per status counts and longest wait (``summary``), and a page of the items
+    (of ``status``, or all) with days in stage, longest first."""
+    after = decode_cursor(cursor, ("time", "text"))
     with rm.reading() as (conn, t):
-        return {"summary": queries.pipeline_summary(conn, t, aggregate_type, scope=scope),
-                "items": queries.work_in_stage(conn, t, aggregate_type, status=status, scope=scope)}
+        summary = queries.pipeline_summary(conn, t, aggregate_type, scope=scope)
+        rows = queries.work_in_stage(conn, t, aggregate_type, status=status, limit=_limit(limit) + 1, after=after,
+                                     scope=scope)
+    total = sum(s["count"] for s in summary if status is None or s["status"] == status)
+    return {"summary": summary, **_page(rows, limit, queries.STAGE_KEY, total)}
 
 
-def risk_register(rm: ReadModels, scope: Scope = None) -> dict[str, Any]:
-    """Open risk cases by level, open warnings, and the cases (measures §4)."""
+def risk_register(rm: ReadModels, scope: Scope = None, limit: int = DEFAULT_LIMIT,
+                  cursor: str | None = None) -> dict[str, Any]:
+    """Open risk cases by level, open warnings, and a page of the cases, high level first (measures §4)."""
+    after = decode_cursor(cursor, ("level", "time", "text"))
     with rm.reading() as (conn, t):
-        return queries.risk_register(conn, t, scope=scope)
+        counts = queries.risk_counts(conn, t, scope=scope)
+        rows = queries.open_risk_cases(conn, t, limit=_limit(limit) + 1, after=after, scope=scope)
+    total = sum(counts["open_by_level"].values())
+    return {**counts, **_page(rows, limit, queries.RISK_KEY, total, items="cases")}
 
 
 def funnel(rm: ReadModels, by: str | None = None, month_from: str | None = None,

@@ -17,6 +17,10 @@ Two projections (see :mod:`projections.framework` for generations and tracking):
       the month's flows per organisation unit, so a report reads a few rows;
     - ``activity``: (customer, month) -> the customer's branch, manager and team
       (``""`` for none), for distinct counts of active customers over several months;
+    - ``active_counts``: (period key, unit type, unit id) -> ``customers``, the
+      distinct active customers of every month, quarter, half and year
+      (:func:`period_keys`) per unit, kept from ``activity`` as it changes, so a
+      report reads one row per unit instead of counting ``activity``;
     - ``eval_customers``, ``eval_visits``, ``eval_staff``, ``eval_portfolios``: what
       the projection needs to attribute events (it never reads another projection).
 
@@ -104,7 +108,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterable, Sequence
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, String, Text, distinct, func, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, String, Text, func, select
 from sqlalchemy.engine import Connection
 
 from domain.customer import Customer
@@ -339,6 +343,15 @@ def _activity_columns() -> list[Column[Any]]:
     ]
 
 
+def _active_count_columns() -> list[Column[Any]]:
+    return [
+        Column("period", String(7), primary_key=True),
+        Column("unit_type", String(16), primary_key=True),
+        Column("unit_id", String(128), primary_key=True),
+        Column("customers", Integer, nullable=False),
+    ]
+
+
 def _eval_customer_columns() -> list[Column[Any]]:
     return [
         Column("customer_id", String(36), primary_key=True),
@@ -377,6 +390,31 @@ def _eval_portfolio_columns() -> list[Column[Any]]:
     ]
 
 
+def _active_units(activity: dict[str, Any]) -> set[Unit]:
+    """The units an ``activity`` row counts the customer as active for (none with an empty id)."""
+    found = {BANK}
+    for unit_type, column in _ACTIVITY_COLUMN.items():
+        if activity[column] != "":
+            found.add((unit_type, activity[column]))
+    return found
+
+
+_PERIOD_MONTHS = {
+    "": [f"{m:02d}" for m in range(1, 13)],
+    **{f"-{m:02d}": [f"{m:02d}"] for m in range(1, 13)},
+    **{f"-Q{q}": [f"{m:02d}" for m in range(3 * q - 2, 3 * q + 1)] for q in range(1, 5)},
+    **{f"-H{h}": [f"{m:02d}" for m in range(6 * h - 5, 6 * h + 1)] for h in range(1, 3)},
+}
+"""The months (``MM``) of each period kind, by the period key's suffix after the year."""
+
+
+def period_keys(month: str) -> list[str]:
+    """The keys of the month, quarter, half and year a month ``YYYY-MM`` lies in: ``2009-05`` ->
+    ``["2009-05", "2009-Q2", "2009-H1", "2009"]``."""
+    year, number = month[:4], int(month[5:7])
+    return [month, f"{year}-Q{(number + 2) // 3}", f"{year}-H{(number + 5) // 6}", year]
+
+
 def units(branch: str, manager_id: str, team: str) -> list[Unit]:
     """The organisation units an event of a customer counts for."""
     found = [BANK, ("branch", branch), ("person", manager_id)]
@@ -393,6 +431,7 @@ class EvaluationProjection(Projection):
     specs = (
         TableSpec("unit_month", _unit_month_columns),
         TableSpec("activity", _activity_columns),
+        TableSpec("active_counts", _active_count_columns),
         TableSpec("eval_customers", _eval_customer_columns),
         TableSpec("eval_visits", _eval_visit_columns),
         TableSpec("eval_staff", _eval_staff_columns),
@@ -405,16 +444,20 @@ class EvaluationProjection(Projection):
         planned: set[str] = set()
         managers: set[str] = set()
         staff_ids: set[str] = set()
+        active_ids: set[str] = set()
         for e in events:
             owner = _aggregate(e)
             if owner == "Customer":
                 customer_ids.add(str(e.originator_id))
+                if isinstance(e, Customer.BusinessFiguresReported):
+                    active_ids.add(str(e.originator_id))
                 if isinstance(e, (Customer.Registered, Customer.ManagerReassigned)):
                     managers.add(e.manager_id)
             elif owner == "Visit":
                 if isinstance(e, Visit.Planned):
                     planned.add(str(e.originator_id))
                     customer_ids.add(str(e.customer_id))
+                    active_ids.add(str(e.customer_id))
                 else:
                     visit_ids.add(str(e.originator_id))
             elif owner == "Staff":
@@ -427,6 +470,7 @@ class EvaluationProjection(Projection):
             visit = batch.get("eval_visits", visit_id)
             if visit is not None:
                 customer_ids.add(visit["customer_id"])
+                active_ids.add(visit["customer_id"])
         batch.preload("eval_customers", customer_ids)
         for customer_id in customer_ids:
             row = batch.get("eval_customers", customer_id)
@@ -440,6 +484,9 @@ class EvaluationProjection(Projection):
             if row is not None:
                 months.add(row["registered_month"])
         batch.preload_where("unit_month", "month", months)
+        if active_ids:
+            batch.preload_where("activity", "customer_id", active_ids)
+            batch.preload_where("active_counts", "period", {key for m in months for key in period_keys(m)})
 
     # ------------------------------------------------------------------ helpers
 
@@ -471,8 +518,27 @@ class EvaluationProjection(Projection):
 
     def _active(self, batch: Batch, row: dict[str, Any], month: str) -> None:
         # The units of the customer's latest activity in the month.
-        batch.put("activity", {"customer_id": row["customer_id"], "month": month, "branch": row["branch"],
-                               "manager_id": row["manager_id"], "team": self._team_of(batch, row["manager_id"])})
+        customer_id = row["customer_id"]
+        new = {"customer_id": customer_id, "month": month, "branch": row["branch"],
+               "manager_id": row["manager_id"], "team": self._team_of(batch, row["manager_id"])}
+        old = batch.get("activity", (customer_id, month))
+        if old is not None and all(old[k] == new[k] for k in ("branch", "manager_id", "team")):
+            return
+        for key in period_keys(month):
+            others: set[Unit] = set()
+            for other in _PERIOD_MONTHS[key[4:]]:
+                other_month = f"{month[:4]}-{other}"
+                if other_month != month:
+                    found = batch.get("activity", (customer_id, other_month))
+                    if found is not None:
+                        others.update(_active_units(found))
+            before = others | (_active_units(old) if old is not None else set())
+            after = others | _active_units(new)
+            for unit_type, unit_id in after - before:
+                batch.increment("active_counts", (key, unit_type, unit_id), "customers", 1)
+            for unit_type, unit_id in before - after:
+                batch.increment("active_counts", (key, unit_type, unit_id), "customers", -1)
+        batch.put("activity", new)
 
     def _counter(self, indicator: str) -> Callable[[Batch, Any], None]:
         def handle(batch: Batch, e: Any) -> None:
@@ -645,6 +711,12 @@ class _Period:
         return self.first[:4]
 
     @property
+    def canonical(self) -> str:
+        """The period's key as :func:`period_keys` writes it (``2009-Q3``)."""
+        keys = period_keys(self.first)
+        return keys[("month", "quarter", "half", "year").index(self.kind)]
+
+    @property
     def months(self) -> int:
         return _months(self.first, self.last)
 
@@ -695,18 +767,14 @@ def _flows(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] 
     return found
 
 
-def _active_customers(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] | None, first: str,
-                      last: str) -> dict[str, int]:
-    a = t.activity.c
-    count = func.count(distinct(a.customer_id))
-    where = [a.month >= first, a.month <= last]
-    if unit_type == "bank":
-        return {"bank": int(conn.execute(select(count).where(*where)).scalar_one() or 0)}
-    column = a[_ACTIVITY_COLUMN[unit_type]]
-    where.append(column != "")
+def _active_customers(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] | None,
+                      period: str) -> dict[str, int]:
+    """``{unit_id: distinct active customers}`` of a period key (``active_counts``); units without any are left out."""
+    c = t.active_counts.c
+    query = select(c.unit_id, c.customers).where(c.period == period, c.unit_type == unit_type, c.customers != 0)
     if unit_ids is not None:
-        where.append(column.in_(list(unit_ids)))
-    return {unit_id: int(n) for unit_id, n in conn.execute(select(column, count).where(*where).group_by(column))}
+        query = query.where(c.unit_id.in_(list(unit_ids)))
+    return {unit_id: int(n) for unit_id, n in conn.execute(query)}
 
 
 def _values(flows: dict[str, Decimal], new_before: int, asset_scale: Decimal,
@@ -745,7 +813,7 @@ def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str,
     previous_first, previous_last = p.previous
     previous = _flows(conn, t, unit_type, unit_ids, previous_first, previous_last, "new_customers")
     assets = _flows(conn, t, unit_type, unit_ids, None, p.last, "deposit_balance_delta")
-    active = _active_customers(conn, t, unit_type, unit_ids, p.first, p.last)
+    active = _active_customers(conn, t, unit_type, unit_ids, p.canonical)
     ids = set(unit_ids) if unit_ids is not None else set(current) | set(assets) | set(active)
     result = {}
     for unit_id in ids:
@@ -846,11 +914,10 @@ def staff_performance(conn: Connection, eval_tables: Tables, team_tables: Tables
         joined, left = utc(row["joined_at"]), utc(row["left_at"])
         if joined < p.ends_at and (left is None or left >= p.starts_at):  # type: ignore[operator]
             staff[row["staff_code"]] = dict(row)
-    u, a = eval_tables.unit_month.c, eval_tables.activity.c
+    u = eval_tables.unit_month.c
     with_figures = set(conn.execute(select(u.unit_id).distinct().where(
         u.unit_type == "person", u.month >= p.first, u.month <= p.last)).scalars())
-    with_figures |= set(conn.execute(select(a.manager_id).distinct().where(
-        a.month >= p.first, a.month <= p.last)).scalars())
+    with_figures |= set(_active_customers(conn, eval_tables, "person", None, p.canonical))
     people = sorted(set(staff) | with_figures)
     if not people:
         return []

@@ -84,6 +84,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+INDEX_NAMES = {"ix": "ix_%(table_name)s_%(column_0_N_name)s"}
+"""Index names: ``ix_<table>_<every column>`` (a one-column index keeps SQLAlchemy's default name)."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table of a projection: its base name and a factory of fresh columns."""
@@ -391,7 +395,7 @@ class ReadModelStore:
         with self._lock:
             found = self._tables.get((name, generation))
             if found is None:
-                metadata = MetaData()
+                metadata = MetaData(naming_convention=INDEX_NAMES)
                 projection = self.projections[name]
                 tables = {}
                 for spec in projection.specs:
@@ -400,7 +404,7 @@ class ReadModelStore:
                         continue
                     tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns(),
                                               Column(CHECKPOINT, Integer, nullable=False, default=0))
-                    history = spec.columns()
+                    history = [c for c in spec.columns() if isinstance(c, Column)]
                     for column in history:
                         column.index = None  # history is read by key and checkpoint only
                     tables[spec.name + HISTORY_SUFFIX] = Table(
@@ -411,13 +415,16 @@ class ReadModelStore:
         return found
 
     def _has_current_columns(self, name: str, generation: int) -> bool:
-        """Whether every existing table of the generation has the columns this release defines."""
+        """Whether the generation has every table and column this release defines (or no table yet)."""
         inspector = inspect(self.engine)
-        for table in self.tables(name, generation):
-            if inspector.has_table(table.name):
-                stored = {c["name"] for c in inspector.get_columns(table.name)}
-                if not {c.name for c in table.columns} <= stored:
-                    return False
+        tables = list(self.tables(name, generation))
+        present = [t for t in tables if inspector.has_table(t.name)]
+        if present and len(present) < len(tables):
+            return False  # a table this release added
+        for table in present:
+            stored = {c["name"] for c in inspector.get_columns(table.name)}
+            if not {c.name for c in table.columns} <= stored:
+                return False
         return True
 
     def _ensure_tables(self, name: str, generation: int) -> Tables:

@@ -10,7 +10,14 @@ Tables (one generation each; see :mod:`projections.framework`):
   status and since when (``stage_entered_at``, business time), scheduled time
   (visits), category, level, response and warnings (risk cases);
 - ``funnel``: counts per registration month, channel, segment, kind and funnel
-  stage (measures §5 quantity indicators), so funnel reports read a few rows.
+  stage (measures §5 quantity indicators), so funnel reports read a few rows;
+- ``record_counts``: per record type, status and risk level (``""`` for none),
+  how many records and how many early warnings they raised, so pipeline
+  summaries and the risk register count from a few rows.
+
+Indexes follow the report orders: customers by each filter column then
+registration time; records by type and time in status, by status, by scheduled
+time, by kind and status (follow-ups), and by risk level and creation time.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, String, Text
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Text
 
 from domain.contract import Contract
 from domain.customer import Customer
@@ -31,20 +38,21 @@ from projections.framework import Batch, Projection, TableSpec
 
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
 LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
+RECORD_TYPES = ("visit", "proposal", "contract", "risk_case")
 
 
 def _customer_columns() -> list[Column[Any]]:
     return [
         Column("customer_id", String(), primary_key=True),
-        Column("kind", String(), nullable=False, index=True),
-        Column("channel", String(), nullable=False, index=True),
-        Column("segment", String(), nullable=False, index=True),
-        Column("manager_id", String(), nullable=False, index=True),
-        Column("branch", String(), nullable=False, index=True),
-        Column("stage", String(), nullable=False, index=True),
+        Column("kind", String(), nullable=False),
+        Column("channel", String(), nullable=False),
+        Column("segment", String(), nullable=False),
+        Column("manager_id", String(), nullable=False),
+        Column("branch", String(), nullable=False),
+        Column("stage", String(), nullable=False),
         Column("stage_entered_at", DateTime(timezone=True), nullable=False),
         Column("is_key", Boolean, nullable=False),
-        Column("risk_level", String(), index=True),
+        Column("risk_level", String()),
         Column("open_risk", Text, nullable=False),
         Column("credit_result", String()),
         Column("credit_rating", String()),
@@ -63,19 +71,24 @@ def _customer_columns() -> list[Column[Any]]:
         Column("search_text", Text, nullable=False),
         Column("version", Integer, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
+        *(Index(None, name, "registered_at") for name in CUSTOMER_INDEXED),
     ]
+
+
+#: Customer filter columns indexed together with ``registered_at`` (the customers report's order).
+CUSTOMER_INDEXED = ("kind", "channel", "segment", "manager_id", "branch", "stage", "risk_level", "is_key")
 
 
 def _record_columns() -> list[Column[Any]]:
     return [
         Column("aggregate_id", String(), primary_key=True),
-        Column("aggregate_type", String(), nullable=False, index=True),
+        Column("aggregate_type", String(), nullable=False),
         Column("customer_id", String(), nullable=False, index=True),
-        Column("status", String(), nullable=False, index=True),
+        Column("status", String(), nullable=False),
         Column("stage_entered_at", DateTime(timezone=True), nullable=False),
         Column("created_by", String(), nullable=False, index=True),
         Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-        Column("scheduled_at", DateTime(timezone=True), index=True),
+        Column("scheduled_at", DateTime(timezone=True)),
         Column("kind", String()),
         Column("level", String()),
         Column("response", String()),
@@ -83,6 +96,21 @@ def _record_columns() -> list[Column[Any]]:
         Column("detail", Text, nullable=False),
         Column("version", Integer, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
+        Index(None, "aggregate_type", "stage_entered_at", "aggregate_id"),
+        Index(None, "aggregate_type", "status", "stage_entered_at", "aggregate_id"),
+        Index(None, "aggregate_type", "scheduled_at", "status"),
+        Index(None, "aggregate_type", "kind", "status", "scheduled_at"),
+        Index(None, "aggregate_type", "level", "created_at", "aggregate_id"),
+    ]
+
+
+def _record_count_columns() -> list[Column[Any]]:
+    return [
+        Column("aggregate_type", String(), primary_key=True),
+        Column("status", String(), primary_key=True),
+        Column("level", String(), primary_key=True),
+        Column("records", Integer, nullable=False),
+        Column("warnings", Integer, nullable=False),
     ]
 
 
@@ -114,6 +142,7 @@ class PipelineProjection(Projection):
         TableSpec("customers", _customer_columns),
         TableSpec("records", _record_columns),
         TableSpec("funnel", _funnel_columns),
+        TableSpec("record_counts", _record_count_columns),
     )
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
@@ -131,6 +160,7 @@ class PipelineProjection(Projection):
             if row is not None:
                 months.add(row["registered_month"])
         batch.preload_where("funnel", "month", months)
+        batch.preload_where("record_counts", "aggregate_type", RECORD_TYPES)
 
     # ------------------------------------------------------------------ helpers
 
@@ -154,6 +184,19 @@ class PipelineProjection(Projection):
             row["stage"] = stage
             row["stage_entered_at"] = _utc(event.occurred_at)
         batch.put("customers", row)
+
+    @staticmethod
+    def _bucket(row: dict[str, Any]) -> tuple[str, str, str, int]:
+        """``(aggregate_type, status, level or "", warnings)`` of a record row."""
+        return row["aggregate_type"], row["status"], row["level"] or "", row["warnings"]
+
+    @staticmethod
+    def _count(batch: Batch, bucket: tuple[str, str, str, int], sign: int) -> None:
+        """Add (``sign`` = 1) or take away (-1) one record and its warnings in ``record_counts``."""
+        key, warnings = bucket[:3], bucket[3]
+        batch.increment("record_counts", key, "records", sign)
+        if warnings:
+            batch.increment("record_counts", key, "warnings", sign * warnings)
 
     def _record(self, batch: Batch, aggregate_id: UUID) -> dict[str, Any]:
         row = batch.get("records", str(aggregate_id))
@@ -244,6 +287,7 @@ class PipelineProjection(Projection):
             }
             row.update(extra(e) if extra else {})
             batch.put("records", row)
+            self._count(batch, self._bucket(row), 1)
             if flag:
                 customer = self._customer(batch, e.customer_id)
                 self._flag(batch, customer, flag)
@@ -254,6 +298,7 @@ class PipelineProjection(Projection):
                  extra: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Batch, Any], None]:
         def handle(batch: Batch, e: Any) -> None:
             row = self._record(batch, e.originator_id)
+            before = self._bucket(row)
             if status is not None and status != row["status"]:
                 row["status"] = status
                 row["stage_entered_at"] = _utc(e.occurred_at)
@@ -262,6 +307,10 @@ class PipelineProjection(Projection):
             row["version"] = e.originator_version
             row["updated_at"] = _utc(e.timestamp)
             batch.put("records", row)
+            after = self._bucket(row)
+            if after != before:
+                self._count(batch, before, -1)
+                self._count(batch, after, 1)
             if flag:
                 customer = self._customer(batch, row["customer_id"])
                 self._flag(batch, customer, flag)

@@ -3,14 +3,19 @@
 Each function takes the ``Tables`` of a generation (normally the active one)
 and an open connection, and returns plain dicts ready for JSON, CSV or XLSX.
 Times are UTC; "days" are whole days of 24 h between a business time and ``now``.
+
+Lists are read a page at a time: ``limit`` rows after ``after``, the sort key
+of the last row of the previous page (see each function's ``*_KEY``), so a
+page costs the same however far into the list it is. ``count_*`` give the
+total of the same list; where a rollup holds it, it is read from there.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from projections.framework import Tables, utc
@@ -120,21 +125,43 @@ def _in_scope(t: Tables, column: Any, scope: Scope) -> list[Any]:
     return [column.in_(select(t.customers.c.customer_id).where(*clauses))]
 
 
-def customers(conn: Connection, t: Tables, *, q: str | None = None, limit: int = 100, offset: int = 0,
-              scope: Scope = None, **filters: Any) -> list[dict[str, Any]]:
-    """Customers, newest registration first; filters are exact matches on
-    :data:`CUSTOMER_FILTERS`; ``q`` searches name, account number and id (case-insensitive);
-    ``scope`` keeps only the customers a principal may see."""
+def _after(ascending: Any, tie: Any, after: Sequence[Any] | None, descending: bool = False) -> list[Any]:
+    """``where`` clauses keeping rows past the key ``after`` = (``ascending`` value, ``tie`` value)
+    in the order (``ascending`` [desc when ``descending``], ``tie``)."""
+    if after is None:
+        return []
+    value, tie_value = after
+    if descending:
+        return [ascending <= value, or_(ascending < value, tie > tie_value)]
+    return [ascending >= value, or_(ascending > value, tie > tie_value)]
+
+
+def _customer_where(t: Tables, q: str | None, scope: Scope, filters: Mapping[str, Any]) -> list[Any]:
     c = t.customers.c
-    query = select(t.customers).where(*_scope_clauses(t, scope))
+    where = _scope_clauses(t, scope)
     for name, value in filters.items():
         if name not in CUSTOMER_FILTERS:
             raise ValueError(f"unknown filter {name}")
         if value is not None:
-            query = query.where(c[name] == value)
+            where.append(c[name] == value)
     if q:
-        query = query.where(c.search_text.contains(q.strip().lower(), autoescape=True))
-    query = query.order_by(c.registered_at.desc(), c.customer_id).limit(limit).offset(offset)
+        where.append(c.search_text.contains(q.strip().lower(), autoescape=True))
+    return where
+
+
+CUSTOMERS_KEY = ("registered_at", "customer_id")
+"""The customers list's sort key: newest registration first, then customer id."""
+
+
+def customers(conn: Connection, t: Tables, *, q: str | None = None, limit: int = 100, offset: int = 0,
+              after: Sequence[Any] | None = None, scope: Scope = None, **filters: Any) -> list[dict[str, Any]]:
+    """Customers, newest registration first; filters are exact matches on
+    :data:`CUSTOMER_FILTERS`; ``q`` searches name, account number and id (case-insensitive);
+    ``scope`` keeps only the customers a principal may see; ``after`` is a :data:`CUSTOMERS_KEY`."""
+    c = t.customers.c
+    query = (select(t.customers).where(*_customer_where(t, q, scope, filters),
+                                       *_after(c.registered_at, c.customer_id, after, descending=True))
+             .order_by(c.registered_at.desc(), c.customer_id).limit(limit).offset(offset))
     rows = []
     for row in conn.execute(query).mappings():
         data = _clean(dict(row))
@@ -142,6 +169,16 @@ def customers(conn: Connection, t: Tables, *, q: str | None = None, limit: int =
         data.pop("open_risk", None)
         rows.append(data)
     return rows
+
+
+def count_customers(conn: Connection, t: Tables, *, q: str | None = None, scope: Scope = None,
+                    **filters: Any) -> int:
+    """How many customers :func:`customers` lists in all (every customer: the funnel rollup's registrations)."""
+    where = _customer_where(t, q, scope, filters)
+    if not where:
+        f = t.funnel.c
+        return int(conn.execute(select(func.sum(f.customers)).where(f.stage == "registered")).scalar() or 0)
+    return int(conn.execute(select(func.count()).select_from(t.customers).where(*where)).scalar_one())
 
 
 def records(conn: Connection, t: Tables, aggregate_type: str, *, customer_id: str | None = None,
@@ -157,42 +194,86 @@ def records(conn: Connection, t: Tables, aggregate_type: str, *, customer_id: st
     return [_clean(dict(row)) for row in conn.execute(query).mappings()]
 
 
-def visit_calendar(conn: Connection, t: Tables, start: datetime, end: datetime, *, staff: str | None = None,
-                   limit: int = 500, scope: Scope = None) -> list[dict[str, Any]]:
-    """Visits scheduled in ``[start, end)`` that are not cancelled, in time order."""
+SCHEDULE_KEY = ("scheduled_at", "aggregate_id")
+"""The sort key of the visit calendar and the overdue follow-ups: scheduled time, then visit id."""
+
+
+def _calendar_where(t: Tables, start: datetime, end: datetime, staff: str | None, scope: Scope) -> list[Any]:
     r = t.records.c
-    query = (select(t.records).where(and_(r.aggregate_type == "visit", r.scheduled_at >= start, r.scheduled_at < end,
-                                          r.status != "cancelled"), *_in_scope(t, r.customer_id, scope))
-             .order_by(r.scheduled_at, r.aggregate_id).limit(limit))
+    where = [r.scheduled_at >= start, r.scheduled_at < end, r.status != "cancelled", r.aggregate_type == "visit",
+             *_in_scope(t, r.customer_id, scope)]
     if staff:
-        query = query.where(r.created_by == staff)
+        where.append(r.created_by == staff)
+    return where
+
+
+def visit_calendar(conn: Connection, t: Tables, start: datetime, end: datetime, *, staff: str | None = None,
+                   limit: int = 500, after: Sequence[Any] | None = None, scope: Scope = None) -> list[dict[str, Any]]:
+    """Visits scheduled in ``[start, end)`` that are not cancelled, in time order;
+    ``after`` is a :data:`SCHEDULE_KEY`."""
+    r = t.records.c
+    query = (select(t.records).where(*_calendar_where(t, start, end, staff, scope),
+                                     *_after(r.scheduled_at, r.aggregate_id, after))
+             .order_by(r.scheduled_at, r.aggregate_id).limit(limit))
     return [_clean(dict(row)) for row in conn.execute(query).mappings()]
 
 
-def overdue_follow_ups(conn: Connection, t: Tables, now: datetime | None = None,
-                       limit: int = 500, scope: Scope = None) -> list[dict[str, Any]]:
+def count_visit_calendar(conn: Connection, t: Tables, start: datetime, end: datetime, *, staff: str | None = None,
+                         scope: Scope = None) -> int:
+    """How many visits :func:`visit_calendar` lists in all."""
+    return int(conn.execute(select(func.count()).select_from(t.records)
+                            .where(*_calendar_where(t, start, end, staff, scope))).scalar_one())
+
+
+OVERDUE_STATUSES = ("planned", "prepared")
+
+
+def _overdue_where(t: Tables, status: str, now: datetime, scope: Scope) -> list[Any]:
+    r = t.records.c
+    return [r.kind == "follow_up", r.status == status, r.aggregate_type == "visit", r.scheduled_at < now,
+            *_in_scope(t, r.customer_id, scope)]
+
+
+def overdue_follow_ups(conn: Connection, t: Tables, now: datetime | None = None, limit: int = 500,
+                       after: Sequence[Any] | None = None, scope: Scope = None) -> list[dict[str, Any]]:
     """Follow-up visits (measures §2.5 return visits) whose time has passed while still
-    planned or prepared, oldest first, with ``days_overdue``."""
+    planned or prepared, oldest first, with ``days_overdue``; ``after`` is a :data:`SCHEDULE_KEY`."""
     now = now or datetime.now(timezone.utc)
     r = t.records.c
-    query = (select(t.records).where(and_(r.aggregate_type == "visit", r.kind == "follow_up",
-                                          r.status.in_(("planned", "prepared")), r.scheduled_at < now),
-                                     *_in_scope(t, r.customer_id, scope))
-             .order_by(r.scheduled_at, r.aggregate_id).limit(limit))
-    rows = []
-    for row in conn.execute(query).mappings():
-        data = _clean(dict(row))
+    found = []
+    for status in OVERDUE_STATUSES:  # one ordered index range per status, merged
+        query = (select(t.records).where(*_overdue_where(t, status, now, scope),
+                                         *_after(r.scheduled_at, r.aggregate_id, after))
+                 .order_by(r.scheduled_at, r.aggregate_id).limit(limit))
+        found.extend(_clean(dict(row)) for row in conn.execute(query).mappings())
+    found.sort(key=lambda row: (row["scheduled_at"], row["aggregate_id"]))
+    rows = found[:limit]
+    for data in rows:
         data["days_overdue"] = (now - data["scheduled_at"]).days
-        rows.append(data)
     return rows
 
 
+def count_overdue_follow_ups(conn: Connection, t: Tables, now: datetime | None = None, scope: Scope = None) -> int:
+    """How many follow-ups :func:`overdue_follow_ups` lists in all."""
+    now = now or datetime.now(timezone.utc)
+    return sum(int(conn.execute(select(func.count()).select_from(t.records)
+                                .where(*_overdue_where(t, status, now, scope))).scalar_one())
+               for status in OVERDUE_STATUSES)
+
+
+STAGE_KEY = ("stage_entered_at", "aggregate_id")
+"""The sort key of proposals and contracts by time in status: longest first (earliest entry), then id."""
+
+
 def work_in_stage(conn: Connection, t: Tables, aggregate_type: str, *, status: str | None = None,
-                  now: datetime | None = None, limit: int = 500, scope: Scope = None) -> list[dict[str, Any]]:
-    """Proposals or contracts with ``days_in_stage`` (since they entered their status), longest first."""
+                  now: datetime | None = None, limit: int = 500, after: Sequence[Any] | None = None,
+                  scope: Scope = None) -> list[dict[str, Any]]:
+    """Proposals or contracts with ``days_in_stage`` (since they entered their status), longest first;
+    ``after`` is a :data:`STAGE_KEY`."""
     now = now or datetime.now(timezone.utc)
     r = t.records.c
-    query = select(t.records).where(r.aggregate_type == aggregate_type, *_in_scope(t, r.customer_id, scope))
+    query = select(t.records).where(r.aggregate_type == aggregate_type, *_in_scope(t, r.customer_id, scope),
+                                    *_after(r.stage_entered_at, r.aggregate_id, after))
     if status:
         query = query.where(r.status == status)
     query = query.order_by(r.stage_entered_at, r.aggregate_id).limit(limit)
@@ -205,12 +286,29 @@ def work_in_stage(conn: Connection, t: Tables, aggregate_type: str, *, status: s
 
 
 def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Scope = None) -> list[dict[str, Any]]:
-    """Per status: how many, and the mean and longest days in that status (business time)."""
+    """Per status: how many, and the longest days in that status (business time), by status name.
+
+    Unscoped, the counts come from the ``record_counts`` rollup and each status's
+    earliest entry from one index lookup; with a ``scope`` they are counted from the scope's rows.
+    """
     now = datetime.now(timezone.utc)
     r = t.records.c
-    rows = conn.execute(select(r.status, func.count(), func.min(r.stage_entered_at))
-                        .where(r.aggregate_type == aggregate_type, *_in_scope(t, r.customer_id, scope))
-                        .group_by(r.status)).all()
+    if scope:
+        rows = conn.execute(select(r.status, func.count(), func.min(r.stage_entered_at))
+                            .where(r.aggregate_type == aggregate_type, *_in_scope(t, r.customer_id, scope))
+                            .group_by(r.status)).all()
+    else:
+        k = t.record_counts.c
+        counts = conn.execute(select(k.status, func.sum(k.records)).where(k.aggregate_type == aggregate_type)
+                              .group_by(k.status)).all()
+        rows = []
+        for status, count in counts:
+            if not count:
+                continue
+            oldest = conn.execute(select(r.stage_entered_at).where(r.status == status,
+                                                                   r.aggregate_type == aggregate_type)
+                                  .order_by(r.stage_entered_at).limit(1)).scalar()
+            rows.append((status, count, oldest))
     result = []
     for status, count, oldest in rows:
         result.append({"status": status, "count": int(count),
@@ -218,19 +316,61 @@ def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Sc
     return sorted(result, key=lambda x: x["status"])
 
 
-def risk_register(conn: Connection, t: Tables, scope: Scope = None) -> dict[str, Any]:
-    """Open risk cases (not closed) by level, their open warnings, and the cases themselves."""
-    r = t.records.c
-    open_cases = [_clean(dict(row)) for row in conn.execute(
-        select(t.records).where(and_(r.aggregate_type == "risk_case", r.status != "closed"),
-                                *_in_scope(t, r.customer_id, scope))
-        .order_by(r.level.desc(), r.created_at)).mappings()]
-    by_level = {level: 0 for level in ("high", "medium", "low", "unassessed")}
-    for case in open_cases:
-        by_level[case["level"] or "unassessed"] += 1
-    return {
-        "open_by_level": by_level,
-        "open_warnings": sum(case["warnings"] for case in open_cases),
-        "cases": open_cases,
-    }
+RISK_LEVELS = ("high", "medium", "low", None)
+"""Risk levels in the register's order; None is a case not yet assessed."""
 
+RISK_KEY = ("level", "created_at", "aggregate_id")
+"""The risk register's sort key: level from high to unassessed, then oldest first, then case id."""
+
+
+def _open_cases_where(t: Tables, level: str | None, scope: Scope) -> list[Any]:
+    r = t.records.c
+    return [r.level.is_(None) if level is None else r.level == level, r.aggregate_type == "risk_case",
+            r.status != "closed", *_in_scope(t, r.customer_id, scope)]
+
+
+def open_risk_cases(conn: Connection, t: Tables, *, limit: int = 500, after: Sequence[Any] | None = None,
+                    scope: Scope = None) -> list[dict[str, Any]]:
+    """Risk cases not closed, in :data:`RISK_KEY` order (one index range per level);
+    ``after`` is a :data:`RISK_KEY` (level None for unassessed)."""
+    r = t.records.c
+    levels = list(RISK_LEVELS)
+    if after is not None:
+        levels = levels[levels.index(after[0]):]
+    rows: list[dict[str, Any]] = []
+    for level in levels:
+        if len(rows) >= limit:
+            break
+        position = after[1:] if after is not None and level == after[0] else None
+        query = (select(t.records).where(*_open_cases_where(t, level, scope),
+                                         *_after(r.created_at, r.aggregate_id, position))
+                 .order_by(r.created_at, r.aggregate_id).limit(limit - len(rows)))
+        rows.extend(_clean(dict(row)) for row in conn.execute(query).mappings())
+    return rows
+
+
+def risk_counts(conn: Connection, t: Tables, scope: Scope = None) -> dict[str, Any]:
+    """Open risk cases (not closed) by level (``unassessed`` for none) and their open warnings:
+    ``{"open_by_level": {level: cases}, "open_warnings": n}``; unscoped from the ``record_counts`` rollup."""
+    by_level = {level: 0 for level in ("high", "medium", "low", "unassessed")}
+    if scope:
+        r = t.records.c
+        found = conn.execute(select(r.level, func.count(), func.sum(r.warnings))
+                             .where(r.aggregate_type == "risk_case", r.status != "closed",
+                                    *_in_scope(t, r.customer_id, scope)).group_by(r.level)).all()
+    else:
+        k = t.record_counts.c
+        found = conn.execute(select(k.level, func.sum(k.records), func.sum(k.warnings))
+                             .where(k.aggregate_type == "risk_case", k.status != "closed")
+                             .group_by(k.level)).all()
+    warnings = 0
+    for level, cases, raised in found:
+        by_level[level or "unassessed"] += int(cases or 0)
+        warnings += int(raised or 0)
+    return {"open_by_level": by_level, "open_warnings": warnings}
+
+
+def risk_register(conn: Connection, t: Tables, scope: Scope = None, limit: int = 500,
+                  after: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Open risk cases (not closed) by level, their open warnings, and a page of the cases themselves."""
+    return {**risk_counts(conn, t, scope), "cases": open_risk_cases(conn, t, limit=limit, after=after, scope=scope)}

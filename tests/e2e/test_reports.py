@@ -103,20 +103,24 @@ def test_funnel_by_channel_gives_conversion_rates(history: dict) -> None:
 
 def test_customers_report_filters_and_searches(history: dict) -> None:
     ids = {name: str(value) for name, value in history["ids"].items()}
-    assert {r["customer_id"] for r in report(history, "/reports/customers", channel="online")} == {ids["visited"], ids["new"]}
-    assert [r["customer_id"] for r in report(history, "/reports/customers", q="customer won")] == [ids["won"]]
-    assert [r["customer_id"] for r in report(history, "/reports/customers", q="6222-0001")] == [ids["won"]]
-    assert [r["customer_id"] for r in report(history, "/reports/customers", risk_level="high")] == [ids["visited"]]
-    assert [r["customer_id"] for r in report(history, "/reports/customers", stage="account_opened")] == [ids["won"]]
+    def found(**params: str) -> list[str]:
+        return [r["customer_id"] for r in report(history, "/reports/customers", **params)["items"]]
+
+    assert set(found(channel="online")) == {ids["visited"], ids["new"]}
+    assert found(q="customer won") == [ids["won"]]
+    assert found(q="6222-0001") == [ids["won"]]
+    assert found(risk_level="high") == [ids["visited"]]
+    assert found(stage="account_opened") == [ids["won"]]
 
 
 def test_overdue_follow_ups_list_the_past_planned_return_visit(history: dict) -> None:
-    rows = report(history, "/reports/visits/overdue-follow-ups")
+    rows = report(history, "/reports/visits/overdue-follow-ups")["items"]
     assert [(r["aggregate_id"], r["days_overdue"]) for r in rows] == [(str(history["overdue"]), 3)]
 
 
 def test_visit_calendar_returns_visits_in_the_window(history: dict) -> None:
-    rows = report(history, "/reports/visits/calendar", **{"from": "2025-03-03T00:00:00Z", "to": "2025-03-04T00:00:00Z"})
+    rows = report(history, "/reports/visits/calendar",
+                  **{"from": "2025-03-03T00:00:00Z", "to": "2025-03-04T00:00:00Z"})["items"]
     assert len(rows) == 2 and all(r["kind"] == "acquisition" for r in rows)
 
 
@@ -136,7 +140,7 @@ def test_risk_register_counts_open_cases_by_level_and_warnings(history: dict) ->
 
 def test_reports_come_as_csv_and_xlsx_with_the_same_rows(history: dict) -> None:
     client = history["client"]
-    as_json = report(history, "/reports/customers")
+    as_json = report(history, "/reports/customers")["items"]
     response = client.get("/reports/customers", params={"format": "csv"}, headers=bearer(client, "audit-he"))
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
@@ -164,8 +168,8 @@ def test_a_bad_report_parameter_names_the_field(history: dict) -> None:
 
 def test_a_customer_managers_reports_show_only_their_own_customers(history: dict) -> None:
     ids = {str(value) for value in history["ids"].values()}  # all three are mgr-li's
-    assert {r["customer_id"] for r in report(history, "/reports/customers", actor="mgr-li")} == ids
-    assert report(history, "/reports/customers", actor="mgr-qian") == []
+    assert {r["customer_id"] for r in report(history, "/reports/customers", actor="mgr-li")["items"]} == ids
+    assert report(history, "/reports/customers", actor="mgr-qian")["items"] == []
     assert report(history, "/reports/funnel", actor="mgr-qian") == {stage: 0 for stage in (
         "registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")}
     assert report(history, "/reports/risk-register", actor="mgr-qian")["open_by_level"]["high"] == 0
@@ -179,10 +183,10 @@ def test_a_customer_managers_funnel_counts_their_customers_as_the_bank_funnel_do
 
 
 def test_a_branch_heads_reports_show_only_their_branchs_customers(history: dict) -> None:
-    assert len(report(history, "/reports/customers", actor="head-sun")) == 3  # their branch
-    assert report(history, "/reports/customers", actor="head-ma") == []  # another branch
-    assert report(history, "/reports/visits/overdue-follow-ups", actor="head-ma") == []
-    assert len(report(history, "/reports/visits/overdue-follow-ups", actor="head-sun")) == 1
+    assert len(report(history, "/reports/customers", actor="head-sun")["items"]) == 3  # their branch
+    assert report(history, "/reports/customers", actor="head-ma")["items"] == []  # another branch
+    assert report(history, "/reports/visits/overdue-follow-ups", actor="head-ma")["items"] == []
+    assert len(report(history, "/reports/visits/overdue-follow-ups", actor="head-sun")["items"]) == 1
 
 
 def test_an_evaluation_outside_the_callers_unit_is_refused(history: dict) -> None:

@@ -2,17 +2,20 @@
 
 Every report accepts ``consistent_with`` (see ``ReadModelsDep``) and
 ``format=json|csv|xlsx``; CSV and XLSX carry the same rows as the JSON.
+List reports answer a page: ``limit`` rows (50 by default, at most 500) and
+``next``, the ``cursor`` of the following page (null on the last), with the
+``total`` of rows in all.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 
 from interfaces import reports
 from application import NotFound
@@ -26,6 +29,11 @@ Period = Annotated[str, Query(pattern=r"^\d{4}(-(0[1-9]|1[0-2]|Q[1-4]|H[12]))?$"
                               description="2009-05 (month), 2009-Q3, 2009-H1 or 2009", examples=["2009-Q3"])]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 Text = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")]
+Limit = Annotated[int, Query(ge=1, le=reports.MAX_LIMIT,
+                             description=f"rows per page ({reports.DEFAULT_LIMIT} by default, "
+                                         f"at most {reports.MAX_LIMIT})")]
+Cursor = Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
+                                     description="`next` of the previous page; absent for the first page")]
 
 
 def _render(data: Any, fmt: str, title: str) -> Response:
@@ -36,7 +44,20 @@ def _render(data: Any, fmt: str, title: str) -> Response:
         return Response(reports.to_xlsx(data, title),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="{title}.xlsx"'})
-    return JSONResponse(jsonable_encoder(data, custom_encoder={Decimal: str}))
+    return Response(json.dumps(data, default=_json_value, ensure_ascii=False, allow_nan=False,
+                               separators=(",", ":")).encode(), media_type="application/json")
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for the values reports hold besides JSON's own: times and dates as ISO 8601, money
+    (``Decimal``) and ids as text, sets as lists."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
 
 
 def _run(build: Any) -> Any:
@@ -64,52 +85,72 @@ def customers_report(
     branch: Text = None,
     channel: Text = None, segment: Text = None, kind: Literal["corporate", "retail"] | None = None,
     is_key: bool | None = None, risk_level: Literal["high", "medium", "low"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100, offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Limit = reports.DEFAULT_LIMIT, cursor: Cursor = None,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="rows to skip (after `cursor`)")] = 0,
     format: Format = "json",
 ) -> Response:
-    """Customers filtered by stage, manager, branch, channel, segment, kind, key customer, risk level; text search ``q``."""
-    data = reports.customers(read_models, q=q, limit=limit, offset=offset, stage=stage, manager_id=manager_id,
-                             branch=branch, channel=channel, segment=segment, kind=kind, is_key=is_key,
-                             risk_level=risk_level, scope=scope)
+    """Customers filtered by stage, manager, branch, channel, segment, kind, key customer, risk level;
+    text search ``q``; newest registration first.
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
+    data = _run(lambda: reports.customers(read_models, q=q, limit=limit, offset=offset, cursor=cursor, stage=stage,
+                                          manager_id=manager_id, branch=branch, channel=channel, segment=segment,
+                                          kind=kind, is_key=is_key, risk_level=risk_level, scope=scope))
     return _render(data, format, "customers")
 
 
 @queries.get("/reports/visits/calendar", operation_id="visit_calendar")
 def visit_calendar(read_models: ReadModelsDep, scope: ScopeDep, start: Annotated[datetime, Query(alias="from")],
                    end: Annotated[datetime, Query(alias="to")], staff: Text = None,
-                   format: Format = "json") -> Response:
-    """Visits scheduled between ``from`` (inclusive) and ``to`` (exclusive), UTC, in time order (§2.3)."""
+                   limit: Limit = reports.DEFAULT_LIMIT, cursor: Cursor = None, format: Format = "json") -> Response:
+    """Visits scheduled between ``from`` (inclusive) and ``to`` (exclusive), UTC, in time order (§2.3).
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
     for name, value in (("from", start), ("to", end)):
         if value.tzinfo is None:
             raise HTTPException(status_code=422, detail=[{"type": "value_error", "loc": ["query", name],
                                                           "msg": "must carry a timezone, e.g. Z"}])
-    return _render(_run(lambda: reports.visit_calendar(read_models, start, end, staff, scope=scope)), format, "visits")
+    return _render(_run(lambda: reports.visit_calendar(read_models, start, end, staff, scope=scope, limit=limit,
+                                                       cursor=cursor)), format, "visits")
 
 
 @queries.get("/reports/visits/overdue-follow-ups", operation_id="overdue_follow_ups")
-def overdue_follow_ups(read_models: ReadModelsDep, scope: ScopeDep, format: Format = "json") -> Response:
-    """Follow-up visits past their time and not yet conducted, with days overdue (§2.5)."""
-    return _render(reports.overdue_follow_ups(read_models, scope=scope), format, "overdue-follow-ups")
+def overdue_follow_ups(read_models: ReadModelsDep, scope: ScopeDep, limit: Limit = reports.DEFAULT_LIMIT,
+                       cursor: Cursor = None, format: Format = "json") -> Response:
+    """Follow-up visits past their time and not yet conducted, with days overdue, oldest first (§2.5).
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
+    return _render(_run(lambda: reports.overdue_follow_ups(read_models, scope=scope, limit=limit, cursor=cursor)),
+                   format, "overdue-follow-ups")
 
 
 @queries.get("/reports/proposals", operation_id="proposals_pipeline")
 def proposals_pipeline(read_models: ReadModelsDep, scope: ScopeDep, status: Text = None,
+                       limit: Limit = reports.DEFAULT_LIMIT, cursor: Cursor = None,
                        format: Format = "json") -> Response:
-    """Proposals per status with days in stage (§2.4)."""
-    return _render(reports.work_pipeline(read_models, "proposal", status, scope=scope), format, "proposals")
+    """Proposals per status (``summary``: count, longest days in status) and the proposals (of ``status``,
+    or all) with days in stage, longest first (§2.4).
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
+    return _render(_run(lambda: reports.work_pipeline(read_models, "proposal", status, scope=scope, limit=limit,
+                                                      cursor=cursor)), format, "proposals")
 
 
 @queries.get("/reports/contracts", operation_id="contracts_pipeline")
 def contracts_pipeline(read_models: ReadModelsDep, scope: ScopeDep, status: Text = None,
+                       limit: Limit = reports.DEFAULT_LIMIT, cursor: Cursor = None,
                        format: Format = "json") -> Response:
-    """Contracts per status with days in stage (§2.4)."""
-    return _render(reports.work_pipeline(read_models, "contract", status, scope=scope), format, "contracts")
+    """Contracts per status (``summary``: count, longest days in status) and the contracts (of ``status``,
+    or all) with days in stage, longest first (§2.4).
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
+    return _render(_run(lambda: reports.work_pipeline(read_models, "contract", status, scope=scope, limit=limit,
+                                                      cursor=cursor)), format, "contracts")
 
 
 @queries.get("/reports/risk-register", operation_id="risk_register")
-def risk_register(read_models: ReadModelsDep, scope: ScopeDep, format: Format = "json") -> Response:
-    """Open risk cases by level, open warnings, and the cases (§4)."""
-    return _render(reports.risk_register(read_models, scope=scope), format, "risk-register")
+def risk_register(read_models: ReadModelsDep, scope: ScopeDep, limit: Limit = reports.DEFAULT_LIMIT,
+                  cursor: Cursor = None, format: Format = "json") -> Response:
+    """Open risk cases by level, open warnings, and the open cases (``cases``), high level first, then
+    unassessed, oldest first within a level (§4).
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
+    return _render(_run(lambda: reports.risk_register(read_models, scope=scope, limit=limit, cursor=cursor)),
+                   format, "risk-register")
 
 
 @queries.get("/reports/evaluation", operation_id="evaluation")
