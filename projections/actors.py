@@ -35,7 +35,7 @@ from domain.customer import Customer
 from domain.proposal import Proposal
 from domain.risk import RiskCase
 from domain.team import Staff
-from projections.framework import Batch, Projection, TableSpec, Tables
+from projections.framework import Batch, Projection, TableSpec, Tables, uuid_text
 
 
 def _summary(text: str) -> Callable[[Any], str]:
@@ -97,6 +97,19 @@ def _owner_columns() -> list[Any]:
     ]
 
 
+#: Event class -> (aggregate type, event type, decision summary or None, whether the aggregate
+#: belongs to a customer, whether the reason is personal, whether it erases personal data).
+_FACTS: dict[type, tuple[str, str, Callable[[Any], str] | None, bool, bool, bool]] = {}
+
+
+def _facts(kind: type) -> tuple[str, str, Callable[[Any], str] | None, bool, bool, bool]:
+    owner = kind.__qualname__.split(".")[0]
+    found = _FACTS[kind] = (owner, kind.__name__, DECISIONS.get(kind), owner in _OWNED,
+                            "reason" in personal_fields(getattr(kind, "TOPIC", "")),
+                            issubclass(kind, Customer.PersonalDataErased))
+    return found
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
@@ -116,25 +129,26 @@ class ActorTrailProjection(Projection):
         return {}
 
     def apply(self, batch: Batch, event: Any) -> None:
-        owner = type(event).__qualname__.split(".")[0]
-        aggregate_id = str(event.originator_id)
-        given = getattr(event, "customer_id", None) if owner in _OWNED else None
-        if given is not None and batch.get("actor_owners", aggregate_id) is None:
-            batch.put("actor_owners", {"aggregate_id": aggregate_id, "customer_id": str(given)})
-        summary = DECISIONS.get(type(event))
+        kind = type(event)
+        facts = _FACTS.get(kind) or _facts(kind)
+        owner, event_type, summary, owned, personal_reason, erasure = facts
+        aggregate_id = uuid_text(event.originator_id)
+        if owned:
+            given = getattr(event, "customer_id", None)
+            if given is not None and batch.get("actor_owners", aggregate_id) is None:
+                batch.put("actor_owners", {"aggregate_id": aggregate_id, "customer_id": str(given)})
         batch.add("actors", {
             "position": batch.position, "actor_id": event.actor_id, "actor_role": event.actor_role,
-            "aggregate_type": owner, "aggregate_id": aggregate_id, "event_type": type(event).__name__,
+            "aggregate_type": owner, "aggregate_id": aggregate_id, "event_type": event_type,
             "occurred_at": event.occurred_at, "recorded_at": event.timestamp,
             "is_decision": summary is not None, "decision": summary(event) if summary else None,
         })
         if event.reason is not None:
             # kept with the customer whose key encrypts it (None when not personal), to be erased with it
-            personal = "reason" in personal_fields(getattr(type(event), "TOPIC", ""))
             batch.add("actor_reasons", {"position": batch.position, "reason": event.reason,
-                                        "customer_id": self._customer_of(batch, owner, aggregate_id) if personal
-                                        else None})
-        if isinstance(event, Customer.PersonalDataErased):
+                                        "customer_id": self._customer_of(batch, owner, aggregate_id)
+                                        if personal_reason else None})
+        if erasure:
             # the reasons encrypted with the customer's key now read as erased; so must their copies here
             batch.update_where("actor_reasons", "customer_id", aggregate_id, lambda row: row.update(reason=ERASED))
 

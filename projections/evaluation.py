@@ -114,7 +114,7 @@ from sqlalchemy.engine import Connection
 from domain.customer import Customer
 from domain.team import INDICATORS, UNIT_TYPES, AppraisalScheme, Staff, Target, staff_id
 from domain.visit import Visit
-from projections.framework import Batch, Projection, TableSpec, Tables, utc
+from projections.framework import Batch, Projection, TableSpec, Tables, utc, uuid_text
 
 #: Indicators whose target is a level for the whole year, not pro-rated by months.
 LEVEL_INDICATORS = frozenset({"growth_rate", "asset_scale", "average_satisfaction", "qualification_rate",
@@ -145,7 +145,9 @@ def _staff_key(staff_code: str) -> str:
     return str(staff_id(staff_code))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _month(value: datetime) -> str:
+    """``YYYY-MM`` of ``value`` in UTC (naive values are UTC)."""
     return utc(value).strftime("%Y-%m")  # type: ignore[union-attr]
 
 
@@ -491,7 +493,7 @@ class EvaluationProjection(Projection):
     # ------------------------------------------------------------------ helpers
 
     def _customer(self, batch: Batch, customer_id: UUID | str) -> dict[str, Any]:
-        row = batch.get("eval_customers", str(customer_id))
+        row = batch.get("eval_customers", uuid_text(customer_id))
         if row is None:
             raise LookupError(f"customer {customer_id} has no row: its Registered event was not projected")
         return row
@@ -552,7 +554,7 @@ class EvaluationProjection(Projection):
         month = _month(e.occurred_at)
         team = self._team_of(batch, e.manager_id)
         batch.put("eval_customers", {
-            "customer_id": str(e.originator_id), "kind": e.kind, "branch": e.branch, "manager_id": e.manager_id,
+            "customer_id": uuid_text(e.originator_id), "kind": e.kind, "branch": e.branch, "manager_id": e.manager_id,
             "registered_month": month, "registered_manager_id": e.manager_id, "registered_team": team,
             "credit_result": None, "last_deposit_balance": ZERO, "currency": None,
         })
@@ -612,10 +614,10 @@ class EvaluationProjection(Projection):
     # ------------------------------------------------------------------ visits
 
     def _visit_planned(self, batch: Batch, e: Visit.Planned) -> None:
-        batch.put("eval_visits", {"visit_id": str(e.originator_id), "customer_id": str(e.customer_id)})
+        batch.put("eval_visits", {"visit_id": uuid_text(e.originator_id), "customer_id": uuid_text(e.customer_id)})
 
     def _visit_conducted(self, batch: Batch, e: Visit.Conducted) -> None:
-        visit = batch.get("eval_visits", str(e.originator_id))
+        visit = batch.get("eval_visits", uuid_text(e.originator_id))
         if visit is None:
             raise LookupError(f"visit {e.originator_id} has no row: its Planned event was not projected")
         row = self._customer(batch, visit["customer_id"])

@@ -18,15 +18,19 @@ an event.
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import json
 import logging
 import threading
 import time
 import weakref
+from collections import defaultdict
 from contextlib import contextmanager
+from operator import itemgetter
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
@@ -48,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateIndex, DropIndex
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def uuid_text(value: Any) -> str:
+    """``str(value)``, remembered for the ids seen last (an aggregate's events come close together)."""
+    return str(value)
+
+
 INDEX_NAMES = {"ix": "ix_%(table_name)s_%(column_0_N_name)s"}
 """Index names: ``ix_<table>_<every column>`` (a one-column index keeps SQLAlchemy's default name)."""
 
@@ -115,24 +126,45 @@ class Tables:
         return self._tables.items()
 
 
-class Batch:
-    """The rows one batch of events touches: loaded once, changed in memory, written once."""
+class FillMemory:
+    """Every row of a generation that a fill started on empty tables, as last written.
 
-    def __init__(self, conn: Connection, tables: Tables, read_tables: Tables | None = None,
-                 history: bool = True) -> None:
+    ``rows``: ``{table base name: {primary key: row}}`` for the rows written with
+    ``put`` (or ``increment``); ``appended``: the base names of tables written with
+    ``add``, whose rows stay in the database only. Valid while the fill is the only
+    writer of the generation and every batch it wrote committed.
+    """
+
+    def __init__(self) -> None:
+        self.rows: defaultdict[str, dict[Any, dict[str, Any] | None]] = defaultdict(dict)
+        self.appended: set[str] = set()
+
+
+class Batch:
+    """The rows one batch of events touches: loaded once, changed in memory, written once.
+
+    With a :class:`FillMemory` the batch knows every row of its tables (except those of
+    appended tables): lookups miss without a query and preloading is not needed.
+    """
+
+    def __init__(self, conn: Connection, tables: Tables, memory: FillMemory | None = None,
+                 read_tables: Tables | None = None, history: bool = True) -> None:
         self.conn = conn
         self.tables = tables
+        self.memory = memory
         self.read_tables = read_tables
         """Where rows are read from, when not ``tables`` (an as-of overlay; see :func:`as_of_tables`)."""
         self.history = history
         """Whether a flush keeps the superseded versions of a versioned projection's rows."""
         self.checkpoint = 0
         """The checkpoint the events being applied fall in (versioned projections; 0 otherwise)."""
-        self._rows: dict[str, dict[Any, dict[str, Any] | None]] = {}
-        self._dirty: dict[str, dict[Any, dict[str, Any]]] = {}
+        self._rows: defaultdict[str, dict[Any, dict[str, Any] | None]] = (
+            memory.rows if memory is not None else defaultdict(dict))
+        self._dirty: defaultdict[str, dict[Any, dict[str, Any]]] = defaultdict(dict)
         self._added: dict[str, list[dict[str, Any]]] = {}
         self._pk_cache: dict[str, list[Column[Any]]] = {}
         self._pk_names: dict[str, tuple[str, ...]] = {}
+        self._key_getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._covered: dict[str, tuple[int, set[Any]]] = {}
         self.position = 0
         """The notification id of the event being applied."""
@@ -142,6 +174,12 @@ class Batch:
         if cols is None:
             cols = self._pk_cache[base] = list(getattr(self.tables, base).primary_key.columns)
         return cols
+
+    def _key_getter(self, base: str) -> Callable[[dict[str, Any]], Any]:
+        getter = self._key_getters.get(base)
+        if getter is None:
+            getter = self._key_getters[base] = itemgetter(*(c.name for c in self._pk(base)))
+        return getter
 
     def _key_of(self, base: str, row: dict[str, Any]) -> Any:
         names = self._pk_names.get(base)
@@ -155,8 +193,10 @@ class Batch:
 
     def get(self, base: str, key: Any) -> dict[str, Any] | None:
         """The row with primary key ``key`` (a value, or a tuple for a composite key), or None."""
-        cache = self._rows.setdefault(base, {})
+        cache = self._rows[base]
         if key not in cache:
+            if self.memory is not None and base not in self.memory.appended:
+                return None
             source, cols = self._source(base), self._pk(base)
             values = key if isinstance(key, tuple) else (key,)
             covered = self._covered.get(base)
@@ -171,7 +211,9 @@ class Batch:
 
     def preload(self, base: str, keys: Iterable[Any]) -> None:
         """Load the rows for many single-column keys in a few queries."""
-        cache = self._rows.setdefault(base, {})
+        if self.memory is not None:
+            return
+        cache = self._rows[base]
         wanted = list({k for k in keys if k not in cache})
         if not wanted:
             return
@@ -186,6 +228,8 @@ class Batch:
     def preload_where(self, base: str, column: str, values: Iterable[Any]) -> None:
         """Load every row whose key column ``column`` is one of ``values``; later misses
         on those values are known to be absent, without a query."""
+        if self.memory is not None:
+            return
         values = set(values)
         index = [c.name for c in self._pk(base)].index(column)
         covered = self._covered.get(base)
@@ -194,7 +238,7 @@ class Batch:
         if not values:
             return
         source, names = self._source(base), [c.name for c in self._pk(base)]
-        cache = self._rows.setdefault(base, {})
+        cache = self._rows[base]
         for row in self.conn.execute(select(source).where(source.c[column].in_(sorted(values)))).mappings():
             data = dict(row)
             key = data[names[0]] if len(names) == 1 else tuple(data[n] for n in names)
@@ -206,23 +250,32 @@ class Batch:
 
     def put(self, base: str, row: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace ``row`` (it carries its primary key)."""
-        key = self._key_of(base, row)
-        self._rows.setdefault(base, {})[key] = row
-        self._dirty.setdefault(base, {})[key] = row
+        key = (self._key_getters.get(base) or self._key_getter(base))(row)
+        self._rows[base][key] = row
+        self._dirty[base][key] = row
         return row
 
     def add(self, base: str, row: dict[str, Any]) -> None:
         """Append a row to an insert-only table."""
         self._added.setdefault(base, []).append(row)
+        if self.memory is not None:
+            self.memory.appended.add(base)
 
     def update_where(self, base: str, column: str, value: Any, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to every row whose ``column`` equals ``value``: stored rows (as this
         batch left them) and rows put or added in this batch. ``column`` should be indexed."""
         source = self._source(base)
-        cache = self._rows.setdefault(base, {})
+        cache = self._rows[base]
+        stored = []
         for row in self.conn.execute(select(source).where(source.c[column] == value)).mappings():
-            cache.setdefault(self._key_of(base, row), dict(row))
-        for row in list(cache.values()):
+            key = self._key_of(base, row)
+            stored.append(key)
+            cache.setdefault(key, dict(row))
+        # With a fill memory the cache holds every row: those matching are stored with
+        # the value, or were put in this batch.
+        candidates = (list({**{k: cache[k] for k in stored}, **self._dirty.get(base, {})}.values())
+                      if self.memory is not None else list(cache.values()))
+        for row in candidates:
             if row is not None and row.get(column) == value:
                 change(row)
                 self.put(base, row)
@@ -234,21 +287,25 @@ class Batch:
         """Add ``by`` to ``column`` of the row at ``key`` (a tuple; created at zero)."""
         if len(key) == 1:
             key = key[0]
-        row = self.get(base, key)
+        row = self._rows[base].get(key)
+        if row is None:
+            row = self.get(base, key)
         if row is None:
             cols = self._pk(base)
             row = {c.name: v for c, v in zip(cols, key if isinstance(key, tuple) else (key,))}
             for c in getattr(self.tables, base).columns:
                 if c.name not in row:
                     row[c.name] = 0
+            self._rows[base][key] = row
         row[column] = row[column] + by
-        self.put(base, row)
+        self._dirty[base][key] = row
 
     def flush(self) -> None:
-        """Write the rows changed since the last flush. In a versioned projection each row
-        written carries :attr:`checkpoint`, and the stored version it replaces, if from an
-        earlier checkpoint, is first copied to the table's history (``superseded_at`` =
-        this checkpoint)."""
+        """Write the rows put (upserted by primary key) and added (inserted) since the last flush.
+
+        In a versioned projection each row written carries :attr:`checkpoint`, and the
+        stored version it replaces, if from an earlier checkpoint, is first copied to the
+        table's history (``superseded_at`` = this checkpoint)."""
         dialect = self.conn.dialect.name
         versioned = self.checkpoint > 0
         for base, rows in self._dirty.items():
@@ -263,7 +320,7 @@ class Batch:
                                       [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": self.checkpoint}
                                        for r in rows.values()])
             if dialect in ("sqlite", "postgresql"):
-                self.conn.execute(_upsert(table, dialect), list(rows.values()))
+                _write_many(self.conn, table, list(rows.values()), upsert=True)
                 continue
             keys = [{f"k_{c.name}": r[c.name] for c in cols} for r in rows.values()]
             self.conn.execute(delete(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in cols))), keys)
@@ -273,11 +330,10 @@ class Batch:
                 if versioned:
                     for row in added:
                         row[CHECKPOINT] = self.checkpoint
-                self.conn.execute(insert(getattr(self.tables, base)), added)
-        self._dirty, self._added = {}, {}
+                _write_many(self.conn, getattr(self.tables, base), added, upsert=False)
+        self._dirty, self._added = defaultdict(dict), {}
 
 
-_UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
 _KEEPERS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
 
 CHECKPOINT = "checkpoint"
@@ -302,6 +358,69 @@ def _keep_superseded(table: Table, history: Table) -> Any:
             *(c == bindparam(f"k_{c.name}") for c in keys), table.c[CHECKPOINT] < bindparam("k_checkpoint"))
         found = _KEEPERS[table] = insert(history).from_select([*names, SUPERSEDED_AT], source)
     return found
+
+
+_WRITES: weakref.WeakKeyDictionary[Table, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _write_many(conn: Connection, table: Table, rows: list[dict[str, Any]], upsert: bool) -> None:
+    """Insert (or upsert) ``rows`` of ``table`` in one ``executemany``.
+
+    The statement is compiled once per table, dialect and column set; each value goes
+    through its column type's bind processor, as SQLAlchemy's own ``execute`` does, so
+    the stored values are the same.
+    """
+    dialect = conn.dialect
+    columns = tuple(rows[0])
+    per_table = _WRITES.setdefault(table, {})
+    key = (dialect.name, upsert, columns)
+    plan = per_table.get(key)
+    if plan is None:
+        statement = _upsert(table, dialect.name) if upsert else insert(table)
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        if sorted(names) != sorted(columns) or len(names) != len(set(names)):
+            plan = per_table[key] = (None, statement)
+        else:
+            processors = [(i, _fast(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
+                          for i, name in enumerate(names)]
+            kept = [(i, process) for i, process in processors if process]
+            plan = per_table[key] = (compiled.string, (names, compiled.positional, kept))
+    sql, detail = plan
+    if sql is None:
+        conn.execute(detail, rows)
+        return
+    names, positional, processors = detail
+    columns = [[row[name] for row in rows] for name in names]
+    for i, process in processors:
+        columns[i] = list(map(process, columns[i]))
+    params: list[Any] = list(zip(*columns)) if positional else [dict(zip(names, values)) for values in zip(*columns)]
+    conn.exec_driver_sql(sql, params)
+
+
+_PROBES = (datetime(2009, 5, 5, 9, 30, 1, 250, tzinfo=timezone.utc), datetime(2009, 12, 31, 23, 59, 59),
+           datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))))
+
+
+def _fast(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """``process``, or an equivalent that writes a ``datetime`` as ``YYYY-MM-DD HH:MM:SS.ffffff``
+    (SQLite's default storage format) in one C call, when it gives the same text."""
+    if process is None:
+        return None
+    try:
+        same = all(process(probe) == probe.isoformat(" ", "microseconds")[:26] for probe in _PROBES)
+    except Exception:  # noqa: BLE001 - not a datetime processor
+        same = False
+    if not same:
+        return process
+
+    def stored(value: Any, exact: type = datetime) -> Any:
+        return value.isoformat(" ", "microseconds")[:26] if type(value) is exact else process(value)
+
+    return stored
+
+
+_UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _upsert(table: Table, dialect: str) -> Any:
@@ -335,6 +454,7 @@ class Projection:
     checkpoints, so its tables as they stood at any checkpoint can be read without
     replaying the log (:func:`as_of_tables`). Batches are written at every
     checkpoint they cross, so the versions do not depend on batch sizes."""
+
 
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         """Event class -> handler. Events without a handler leave the projection's rows alone."""
@@ -386,6 +506,7 @@ class ReadModelStore:
                 self.activate(name, self.new_generation(name))
                 self.drop_generation(name, active)
             self._ensure_tables(name, self.active_generation(name))
+
 
     # ------------------------------------------------------------------ generations
 
@@ -450,6 +571,26 @@ class ReadModelStore:
 
     def _start_tracking(self, conn: Connection, name: str, generation: int) -> None:
         conn.execute(insert(tracking).values(projection=name, generation=generation, position=0, updated_at=_now()))
+
+    def drop_indexes(self, name: str, generation: int) -> None:
+        """Drop the secondary indexes of ``generation`` of ``name`` (to fill its tables faster)."""
+        with self.engine.begin() as conn:
+            for table in self.tables(name, generation):
+                for index in table.indexes:
+                    conn.execute(DropIndex(index, if_exists=True))
+
+    def create_indexes(self, name: str, generation: int) -> None:
+        """Create the secondary indexes of ``generation`` of ``name`` that are missing."""
+        with self.engine.begin() as conn:
+            for table in self.tables(name, generation):
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))  # by its stored (shortened) name
+
+    def is_empty(self, name: str, generation: int) -> bool:
+        """Whether every table of ``generation`` of ``name`` has no rows."""
+        with self.engine.connect() as conn:
+            return all(conn.execute(select(1).select_from(table).limit(1)).first() is None
+                       for table in self.tables(name, generation))
 
     def activate(self, name: str, generation: int) -> None:
         """Make ``generation`` the one queries read (one transaction)."""
@@ -522,15 +663,24 @@ def _canonical(value: Any) -> Any:
 
 EventFilter = Callable[[Any], bool]
 
+_FILL_CACHE_KIB = -131072
+"""SQLite page cache of a connection while it writes a fill batch: 128 MiB (negative: KiB)."""
+_DEFAULT_CACHE_KIB = -2000
+"""SQLite's default page cache, 2 MB, set back once the fill batch is written."""
+
 
 class ProjectionRunner:
     """Applies the application's event log to the projections; catches up, then follows."""
 
-    def __init__(self, recorder: Any, mapper: Any, store: ReadModelStore, batch_size: int = 2000) -> None:
+    def __init__(self, recorder: Any, mapper: Any, store: ReadModelStore, batch_size: int = 2000,
+                 fill_batch_size: int = 20_000) -> None:
         self.recorder = recorder
         self.mapper = mapper
         self.store = store
         self.batch_size = batch_size
+        """Events per transaction when catching up the active generations."""
+        self.fill_batch_size = fill_batch_size
+        """Events per transaction when filling a generation no query reads yet."""
         self._lock = threading.Lock()
         self._progress = threading.Condition()
 
@@ -586,46 +736,69 @@ class ProjectionRunner:
         """Fill several generations (``{projection: generation}``) in one pass over the
         log, decoding each event once. Returns ``{projection: position}``.
 
+        A generation that starts empty is filled from memory: its rows stay in memory
+        between batches (:class:`FillMemory`), so no batch reads them back.
         ``read_through`` (``{projection: tables}``) makes the batches read rows from
-        other tables than they write (an as-of overlay, :func:`as_of_tables`)."""
+        other tables than they write (an as-of overlay, :func:`as_of_tables`).
+        """
+        read_through = read_through or {}
         positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
+        memories = {name: FillMemory() if (positions[name] == 0 and name not in read_through
+                                           and self.store.is_empty(name, generation)) else None
+                    for name, generation in targets.items()}
+        for name, memory in memories.items():
+            if memory is not None:
+                self.store.drop_indexes(name, targets[name])
         while True:
             low = min(positions.values())
             if until is not None and low >= until:
                 break
-            limit = self.batch_size if until is None else min(self.batch_size, until - low)
-            notifications = self.recorder.select_notifications(start=low + 1, limit=limit)
-            if not notifications:
-                break
-            decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
-            last = decoded[-1][0]
-            if keep is not None:
-                decoded = [(i, e) for i, e in decoded if keep(e)]
-            for name, generation in targets.items():
-                todo = [(i, e) for i, e in decoded if i > positions[name]]
-                if todo:
-                    positions[name] = self._apply(name, generation, positions[name], todo, through=last,
-                                                  read_tables=(read_through or {}).get(name))
-                elif positions[name] < last:
-                    self._advance(name, generation, positions[name], last)
-                    positions[name] = last
+            limit = self.fill_batch_size if until is None else min(self.fill_batch_size, until - low)
+            with _collector_paused():
+                if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through):
+                    break
+        for name, generation in targets.items():
+            self.store.create_indexes(name, generation)
         return positions
 
+    def _fill_batch(self, targets: dict[str, int], positions: dict[str, int], memories: dict[str, FillMemory | None],
+                    low: int, limit: int, keep: EventFilter | None,
+                    read_through: dict[str, Tables] | None = None) -> bool:
+        """Apply the next ``limit`` events after ``low`` to each target; False at the head."""
+        notifications = self.recorder.select_notifications(start=low + 1, limit=limit)
+        if not notifications:
+            return False
+        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+        last = decoded[-1][0]
+        if keep is not None:
+            decoded = [(i, e) for i, e in decoded if keep(e)]
+        for name, generation in targets.items():
+            position = positions[name]
+            todo = decoded if not decoded or decoded[0][0] > position else [(i, e) for i, e in decoded if i > position]
+            if todo:
+                positions[name] = self._apply(name, generation, positions[name], todo, through=last,
+                                              memory=memories[name], read_tables=(read_through or {}).get(name))
+            elif positions[name] < last:
+                self._advance(name, generation, positions[name], last)
+                positions[name] = last
+        return True
+
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
-               through: int | None = None, read_tables: Tables | None = None) -> int:
+               through: int | None = None, memory: FillMemory | None = None,
+               read_tables: Tables | None = None) -> int:
         """One transaction: rows of ``events`` and the position moved from ``position``."""
         projection = self.store.projections[name]
         try:
-            return self._commit(projection, generation, position, events, through, read_tables)
+            return self._commit(projection, generation, position, events, through, memory, read_tables)
         except _EventFailed as failed:
             good = [(i, e) for i, e in events if i < failed.position]
             if good:
-                self._commit(projection, generation, position, good, None, read_tables)
+                self._commit(projection, generation, position, good, None, read_tables=read_tables)
             self._record_error(name, generation, failed.position, failed.error)
             raise ProjectionFailed(name, failed.position, failed.error) from None
 
     def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
-                through: int | None, read_tables: Tables | None = None) -> int:
+                through: int | None, memory: FillMemory | None = None, read_tables: Tables | None = None) -> int:
         tables = self.store.tables(projection.name, generation)
         new_position = through or events[-1][0]
         mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
@@ -636,26 +809,48 @@ class ProjectionRunner:
                                    .values(updated_at=_now())).rowcount
             if claimed != 1:
                 raise _Moved()
-            batch = Batch(conn, tables, read_tables=read_tables, history=read_tables is None)
-            projection.prefetch(batch, [e for _, e in events])
+            if memory is not None and conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
+            batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
+            if memory is None:
+                projection.prefetch(batch, [e for _, e in events])
+            notification_id = position
             every = projection.checkpoint_every
-            for notification_id, event in events:
-                if every:
-                    checkpoint = checkpoint_of(notification_id, every)
-                    if checkpoint != batch.checkpoint:
-                        if batch.checkpoint:
-                            batch.flush()  # the rows as they stand at the checkpoint just passed
-                        batch.checkpoint = checkpoint
-                try:
-                    batch.position = notification_id
-                    projection.apply(batch, event)
-                except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
-                    raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
+            try:
+                if type(projection).apply is Projection.apply:
+                    # Straight to the handlers: events without one are passed over.
+                    handlers = projection._handlers
+                    for notification_id, event in events:
+                        handler = handlers.get(type(event))
+                        if handler is not None:
+                            if every:
+                                self._at_checkpoint(batch, checkpoint_of(notification_id, every))
+                            batch.position = notification_id
+                            handler(batch, event)
+                else:
+                    for notification_id, event in events:
+                        if every:
+                            self._at_checkpoint(batch, checkpoint_of(notification_id, every))
+                        batch.position = notification_id
+                        projection.apply(batch, event)
+            except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
+                raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
             batch.flush()
             conn.execute(update(tracking).where(mine).values(
                 position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
                 updated_at=_now()))
+            if memory is not None and conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size={_DEFAULT_CACHE_KIB}")
         return new_position
+
+    @staticmethod
+    def _at_checkpoint(batch: Batch, checkpoint: int) -> None:
+        """Before an event of a versioned projection: write the rows as they stand at the
+        checkpoint just passed, when the event falls in a later one."""
+        if checkpoint != batch.checkpoint:
+            if batch.checkpoint:
+                batch.flush()
+            batch.checkpoint = checkpoint
 
     def _advance(self, name: str, generation: int, position: int, new_position: int) -> None:
         with self.store.engine.begin() as conn:
@@ -828,6 +1023,20 @@ class ProjectionRunner:
         generation = self.store.new_generation(name)
         self.fill(name, generation, until=until, keep=keep)
         return self.store.tables(name, generation)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused, if it runs: while a fill batch is applied its
+    decoded events and rows all stay alive, and collecting them again and again frees nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def as_of_tables(live: Tables, checkpoint: int, written: Tables | None = None) -> Tables:

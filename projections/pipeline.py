@@ -34,7 +34,7 @@ from domain.customer import Customer
 from domain.proposal import Proposal
 from domain.risk import RiskCase
 from domain.visit import Visit
-from projections.framework import Batch, Projection, TableSpec
+from projections.framework import Batch, Projection, TableSpec, uuid_text
 
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
 LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
@@ -165,7 +165,7 @@ class PipelineProjection(Projection):
     # ------------------------------------------------------------------ helpers
 
     def _customer(self, batch: Batch, customer_id: UUID | str) -> dict[str, Any]:
-        row = batch.get("customers", str(customer_id))
+        row = batch.get("customers", uuid_text(customer_id))
         if row is None:
             raise LookupError(f"customer {customer_id} has no row: its Registered event was not projected")
         return row
@@ -199,7 +199,7 @@ class PipelineProjection(Projection):
             batch.increment("record_counts", key, "warnings", sign * warnings)
 
     def _record(self, batch: Batch, aggregate_id: UUID) -> dict[str, Any]:
-        row = batch.get("records", str(aggregate_id))
+        row = batch.get("records", uuid_text(aggregate_id))
         if row is None:
             raise LookupError(f"{aggregate_id} has no record row: its first event was not projected")
         return row
@@ -209,7 +209,7 @@ class PipelineProjection(Projection):
     def _registered(self, batch: Batch, e: Customer.Registered) -> None:
         when = _utc(e.occurred_at)
         row = {
-            "customer_id": str(e.originator_id), "kind": e.kind, "channel": e.acquisition_channel,
+            "customer_id": uuid_text(e.originator_id), "kind": e.kind, "channel": e.acquisition_channel,
             "segment": e.segment, "manager_id": e.manager_id, "branch": e.branch, "stage": "registered",
             "stage_entered_at": when, "is_key": False, "risk_level": None, "open_risk": "{}",
             "credit_result": None, "credit_rating": None, "screening_outcome": None, "screening_score": None,
@@ -280,7 +280,7 @@ class PipelineProjection(Projection):
         def handle(batch: Batch, e: Any) -> None:
             when = _utc(e.occurred_at)
             row = {
-                "aggregate_id": str(e.originator_id), "aggregate_type": kind, "customer_id": str(e.customer_id),
+                "aggregate_id": uuid_text(e.originator_id), "aggregate_type": kind, "customer_id": uuid_text(e.customer_id),
                 "status": status, "stage_entered_at": when, "created_by": e.actor_id, "created_at": when,
                 "scheduled_at": None, "kind": None, "level": None, "response": None, "warnings": 0,
                 "detail": detail(e), "version": e.originator_version, "updated_at": _utc(e.timestamp),
