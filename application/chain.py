@@ -41,19 +41,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from application.chain_range import PAGE as _PAGE
+from application.chain_range import link
+
 log = logging.getLogger(__name__)
 GENESIS = hashlib.sha256(b"tuohu audit chain v1").digest()
 EXPORT_FORMAT = "tuohu-audit-export/1"
 SEAL_FORMAT = "tuohu-seal/1"
 FIRST = -(2**63)
-_PAGE = 5000
 _sha256 = hashlib.sha256
 
 
-def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
-    """The chain link of one stored event (see the module docstring)."""
-    return _sha256(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(originator_id), originator_id, version,
-                                                   len(topic), topic, len(state), state)).digest()
 
 
 Row = tuple[int, bytes, int, bytes, bytes]
@@ -695,7 +693,7 @@ class AuditChain:
 
     def _parallel_check(self, snap: _SQLiteSnapshot, head: tuple[int, bytes, int],
                         checks: dict[int, list[tuple[str, Any]]], result: Verification, workers: int) -> Problem | None:
-        """:meth:`_fast_check` split into ranges recomputed in forked processes."""
+        """:meth:`_fast_check` split into ranges recomputed in worker subprocesses."""
         sealed_upto, count = head[0], head[2]
         result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]

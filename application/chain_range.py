@@ -5,10 +5,11 @@
 Reads the stored events with ``AFTER < rowid <= UPTO`` in order and prints one
 JSON object: ``{"link": hex, "rows": n, "last": position or null}`` — the link
 after the last event, how many events were read and the last position. The link
-rule is :func:`application.chain.link`, repeated here so that this file runs with
-the standard library alone: :class:`application.chain.AuditChain` starts it as a
-plain subprocess (safe from a threaded server, and nothing of the caller's main
-module is imported again), one per range.
+rule (:func:`link`) is defined here, with the standard library alone, so that
+:class:`application.chain.AuditChain` can start this file as a plain subprocess
+(safe from a threaded server, and nothing of the caller's main module is imported
+again), one per range; :mod:`application.chain` imports it from here. The loops
+inline it: one call per stored event is the cost of a check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ import sqlite3
 import sys
 
 PAGE = 5000
+
+
+def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
+    """The chain link of one stored event after ``prev`` (the rule in :mod:`application.chain`)."""
+    return hashlib.sha256(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(originator_id), originator_id, version,
+                                                          len(topic), topic, len(state), state)).digest()
 
 
 def recompute(path: str, table: str, after: int, upto: int, prev: bytes) -> tuple[bytes, int, int | None]:

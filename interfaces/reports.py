@@ -206,8 +206,7 @@ def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
                     yield conn, then["evaluation"], then["team"]
                 return
 
-        def keep(event: Any) -> bool:
-            return True
+        keep = None  # the replay of the log up to ``until``: every event
     else:
         def keep(event: Any) -> bool:
             return getattr(event, "occurred_at", event.timestamp) <= cut

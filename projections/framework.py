@@ -1002,7 +1002,8 @@ class ProjectionRunner:
         if 0 in every or len(every) != 1 or any(self.store.position(n, g) < position for n, g in lives.items()):
             yield None
             return
-        checkpoint = (position // every.pop()) * projections[0].checkpoint_every
+        step = every.pop()
+        checkpoint = position // step * step
         targets = {n: self.store.new_generation(n) for n in names}
         try:
             overlays = {}

@@ -26,7 +26,7 @@ from application import CommandResult, TuohuApplication
 from domain.base import Context
 from interfaces.api.schemas import CommandPublic, ErrorPublic, RecordsPublic
 # the routes take these from here too
-from interfaces.api.security import PrincipalDep, ScopeDep, StaffBranchDep  # noqa: F401
+from interfaces.api.security import PrincipalDep, ScopeDep, StaffBranchDep, application_of  # noqa: F401
 from projections import ReadModels
 from projections.pipeline import PipelineProjection
 
@@ -34,16 +34,9 @@ CHANNEL = "api"
 _IF_MATCH = re.compile(r'^(?:"(\d{1,18})"|(\d{1,18}))$', re.ASCII)
 
 
-def _application_of(request: Request) -> TuohuApplication:
-    application = getattr(request.app.state, "application", None)
-    if application is None:
-        raise HTTPException(status_code=503, detail="tuohu is not started")
-    return application
-
-
 async def get_application(request: Request) -> TuohuApplication:
     """The application the lifespan bootstrapped (no I/O: resolved on the event loop)."""
-    return _application_of(request)
+    return application_of(request)
 
 
 class ReadModelBehind(Exception):
@@ -71,7 +64,7 @@ def get_read_models(
     if read_models is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
     if consistent_with is not None:
-        head = _application_of(request).position()
+        head = application_of(request).position()
         if consistent_with > head:  # no command has answered with it: it can never be reached
             raise RequestValidationError([{
                 "type": "less_than_equal", "loc": ("query", "consistent_with"), "input": consistent_with,

@@ -56,7 +56,8 @@ bearer = HTTPBearer(
 _authenticators_lock = threading.Lock()
 
 
-def _application(request: Request) -> TuohuApplication:
+def application_of(request: Request) -> TuohuApplication:
+    """The application the lifespan bootstrapped; 503 before it started."""
     application = getattr(request.app.state, "application", None)
     if application is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
@@ -125,7 +126,7 @@ async def authorize(
     rule: Rule | None = rule_for(operation_id)
     if rule is not None and rule.public:
         return None
-    application = _application(request)
+    application = application_of(request)
     authenticator = _authenticator(request, application)
     principal = await run_in_threadpool(authenticator.authenticate, credentials.credentials if credentials else None)
     if rule is None or principal.role not in rule.roles:
