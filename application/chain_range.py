@@ -10,13 +10,17 @@ rule (:func:`link`) is defined here, with the standard library alone, so that
 (safe from a threaded server, and nothing of the caller's main module is imported
 again), one per range; :mod:`application.chain` imports it from here. The loops
 inline it: one call per stored event is the cost of a check.
+
+The rows are read with APSW when it is installed (a dependency of tuohu): it
+hands rows to Python about a quarter faster than the standard ``sqlite3``
+module, and reading is half of a check. Without it, ``sqlite3`` reads the same
+bytes (text columns as their stored UTF-8 bytes in both).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import sys
 
 PAGE = 5000
@@ -28,14 +32,38 @@ def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: 
                                                           len(topic), topic, len(state), state)).digest()
 
 
+def _select(table: str) -> str:
+    # CAST AS BLOB: the text columns as their stored bytes (what the chain hashes), with either module.
+    return (f"SELECT rowid, CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), state "
+            f"FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
+
+
 def recompute(path: str, table: str, after: int, upto: int, prev: bytes) -> tuple[bytes, int, int | None]:
     """The link after the events in ``(after, upto]`` starting from ``prev``; the count; the last position."""
+    try:
+        import apsw
+    except ImportError:
+        return _recompute_sqlite3(path, table, after, upto, prev)
+    conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+    conn.set_busy_timeout(30_000)
+    sha, rows_seen, position = hashlib.sha256, 0, None
+    try:
+        for position, oid, version, topic, state in conn.execute(_select(table), (after, upto)):
+            prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic), topic,
+                                                       len(state), state)).digest()
+            rows_seen += 1
+    finally:
+        conn.close()
+    return prev, rows_seen, position
+
+
+def _recompute_sqlite3(path: str, table: str, after: int, upto: int, prev: bytes) -> tuple[bytes, int, int | None]:
+    import sqlite3
+
     conn = sqlite3.connect(path, timeout=30)
-    conn.text_factory = bytes
     sha, rows_seen, last = hashlib.sha256, 0, None
     try:
-        cursor = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
-                              "WHERE rowid > ? AND rowid <= ? ORDER BY rowid", (after, upto))
+        cursor = conn.execute(_select(table), (after, upto))
         while True:
             rows = cursor.fetchmany(PAGE)
             if not rows:

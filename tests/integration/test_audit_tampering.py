@@ -204,3 +204,22 @@ def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple
     assert not edited.ok
     assert (edited.problem.position, edited.problem.kind) == (10, "edited")
     assert calls == ["split", "2 ranges"] * 2
+
+
+def test_both_readers_of_a_range_worker_give_the_stored_links(sealed: tuple, settings: Settings) -> None:
+    """A range worker reads with APSW, or with ``sqlite3`` where APSW is missing: either way the
+    link after each range equals the link the seal stored there, so the two read the same bytes."""
+    application, table, head = sealed
+    if table.postgres:
+        pytest.skip("range workers read a SQLite file")
+    from application import chain_range
+    from application.chain import GENESIS
+
+    stored = {position: bytes(link) for position, link in sqlite3.connect(settings.data_dir / "events.sqlite")
+              .execute("SELECT position, link FROM tuohu_chain").fetchall()}
+    path = str(settings.data_dir / "events.sqlite")
+    for recompute in (chain_range.recompute, chain_range._recompute_sqlite3):
+        first = recompute(path, "stored_events", 0, 5, GENESIS)
+        rest = recompute(path, "stored_events", 5, head, first[0])
+        assert first == (stored[5], 5, 5)
+        assert rest == (stored[head], head - 5, head)
