@@ -576,6 +576,18 @@ def storage_for(app: Any) -> ChainStorage:
     return MemoryChain(recorder)
 
 
+def sqlite_chain(settings: Any) -> AuditChain | None:
+    """The chain of the SQLite event store that ``settings`` name, opened without the
+    application (so without loading the domain model): enough to seal and verify.
+    None for PostgreSQL or an in-memory store: use ``bootstrap(settings).chain``."""
+    if getattr(settings, "uses_postgres", False):
+        return None
+    path = settings.event_store_env().get("SQLITE_DBNAME", "")
+    if not path or path == ":memory:" or "mode=memory" in path:
+        return None
+    return AuditChain(None, SQLiteChain(path, "stored_events"))
+
+
 # --------------------------------------------------------------------------
 # Sealing, verifying, exporting
 # --------------------------------------------------------------------------

@@ -289,11 +289,17 @@ def verify(
 ) -> None:
     """Recompute the hash chain from the stored events: OK, or exit 1 naming the first position where a
     stored event was edited, deleted, inserted or reordered."""
-    from application.chain import Seal, verify_export
+    from application.chain import Seal, sqlite_chain, verify_export
+    from application.settings import Settings
 
     held = Seal.from_json(json.loads(published.read_text())) if published else None
     if file is not None:
         checked: Any = verify_export(file, held)
+    elif (chain := sqlite_chain(Settings())) is not None:
+        try:
+            checked = chain.verify(held, workers=_workers())
+        finally:
+            chain.close()
     else:
         _settings, application = _app()
         try:
