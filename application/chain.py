@@ -159,6 +159,11 @@ class Snapshot:
         """The stored events in ``(after, upto]``, in position order, a page at a time."""
         raise NotImplementedError
 
+    def scan(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        """:meth:`pages` for a reader that reads to the end and queries nothing else meanwhile
+        (the check's one pass): the fastest read the store has."""
+        return self.pages(after, upto)
+
     def events(self, after: int = FIRST, upto: int | None = None) -> Iterator[Row]:
         for page in self.pages(after, upto):
             yield from page
@@ -405,17 +410,21 @@ class _PostgresSnapshot(Snapshot):
             with suppress(Exception):
                 cursor.close()
 
+    _SELECT = ("SELECT notification_id, convert_to(replace(originator_id::text, '-', ''), 'UTF8'), "
+               "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > {} "
+               "AND notification_id <= {} ORDER BY notification_id")
+
     def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        """A server-side cursor in binary: the state's bytes as stored, not hex-encoded by the server
+        and decoded here again; other queries may run while it is open."""
         from psycopg.rows import tuple_row
+        from psycopg.sql import Placeholder
 
         self._cursors += 1
-        cursor = self.conn.cursor(name=f"tuohu_chain_{self._cursors}", row_factory=tuple_row)
+        cursor = self.conn.cursor(name=f"tuohu_chain_{self._cursors}", row_factory=tuple_row, binary=True)
         try:
-            cursor.execute(self.c.SQL(
-                "SELECT notification_id, convert_to(replace(originator_id::text, '-', ''), 'UTF8'), "
-                "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > %s "
-                "AND notification_id <= %s ORDER BY notification_id").format(self.c.events_table),
-                (after, upto if upto is not None else 2**63 - 1))
+            cursor.execute(self.c.SQL(self._SELECT).format(self.c.events_table, Placeholder(), Placeholder()),
+                           (after, upto if upto is not None else 2**63 - 1))
             while True:
                 rows = cursor.fetchmany(_PAGE)
                 if not rows:
@@ -424,6 +433,24 @@ class _PostgresSnapshot(Snapshot):
         finally:
             with suppress(Exception):
                 cursor.close()
+
+    def scan(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
+        """A binary ``COPY``: no round trip per page. Nothing else may run on the connection until it
+        has been read to the end (a ``COPY`` left early is cancelled, which ends the snapshot)."""
+        from psycopg.sql import Literal
+
+        query = self.c.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(self.c.SQL(self._SELECT).format(
+            self.c.events_table, Literal(int(after)), Literal(int(upto) if upto is not None else 2**63 - 1)))
+        with self.conn.cursor() as cursor, cursor.copy(query) as copy:
+            copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
+            page: list[Row] = []
+            for row in copy.rows():
+                page.append(row)
+                if len(page) >= _PAGE:
+                    yield page
+                    page = []
+            if page:
+                yield page
 
     def count_after(self, position: int) -> int:
         return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {} WHERE notification_id > %s")
@@ -681,7 +708,7 @@ class AuditChain:
         sha, prev, checked, after = _sha256, GENESIS, 0, FIRST
         for check in sorted(p for p in checks if p <= sealed_upto):
             last = None
-            with closing(snap.pages(after, check)) as pages:
+            with closing(snap.scan(after, check)) as pages:
                 for rows in pages:  # the hot loop: one hash per stored event
                     for position, oid, version, topic, state in rows:
                         prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
