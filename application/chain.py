@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from application.chain_range import PAGE as _PAGE
+from application.chain_range import POSTGRES_SELECT
+from application.chain_range import Result as RangeResult
 from application.chain_range import link
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,19 @@ class Snapshot:
         """How many stored events lie after ``position``."""
         raise NotImplementedError
 
+    def positions_at(self, offsets: list[int]) -> list[int]:
+        """The chain's positions at these offsets (0 = its first link); those that exist."""
+        raise NotImplementedError
+
+    def links_at(self, positions: list[int]) -> dict[int, bytes]:
+        """The stored links at these positions; those that exist."""
+        raise NotImplementedError
+
+    def range_job(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """What a range worker (:mod:`application.chain_range`) needs to read this store: the
+        job's fields and environment variables. Raises ``ValueError`` where workers cannot read it."""
+        raise ValueError("range workers cannot read this store")
+
     def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
         """(position, originator id hex, version, link) in position order."""
         raise NotImplementedError
@@ -215,7 +230,7 @@ class SQLiteChain(ChainStorage):
         with self._lock:
             self.conn.execute("BEGIN")
             try:
-                yield _SQLiteSnapshot(self.conn, self.table)
+                yield _SQLiteSnapshot(self.conn, self.table, self.path)
             finally:
                 self.conn.execute("ROLLBACK")
 
@@ -263,8 +278,11 @@ class SQLiteChain(ChainStorage):
 
 
 class _SQLiteSnapshot(Snapshot):
-    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
-        self.conn, self.table = conn, table
+    def __init__(self, conn: sqlite3.Connection, table: str, path: str) -> None:
+        self.conn, self.table, self.path = conn, table, path
+
+    def range_job(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return {"store": "sqlite", "path": self.path, "table": self.table}, {}
 
     def _pages(self, sql: str, after: int, upto: int | None) -> Iterator[Any]:
         cursor = self.conn.execute(sql, (after, upto if upto is not None else 2**63 - 1))
@@ -334,6 +352,7 @@ class PostgresChain(ChainStorage):
         from psycopg.sql import SQL, Identifier
 
         self.datastore = datastore
+        self.table_name = table
         self.SQL = SQL
         schema = Identifier(datastore.schema)
         self.events_table = SQL("{}.{}").format(schema, Identifier(table))
@@ -410,9 +429,7 @@ class _PostgresSnapshot(Snapshot):
             with suppress(Exception):
                 cursor.close()
 
-    _SELECT = ("SELECT notification_id, convert_to(replace(originator_id::text, '-', ''), 'UTF8'), "
-               "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > {} "
-               "AND notification_id <= {} ORDER BY notification_id")
+    _SELECT = POSTGRES_SELECT
 
     def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
         """A server-side cursor in binary: the state's bytes as stored, not hex-encoded by the server
@@ -455,6 +472,30 @@ class _PostgresSnapshot(Snapshot):
     def count_after(self, position: int) -> int:
         return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {} WHERE notification_id > %s")
                                      .format(self.c.events_table), (position,)).fetchone()["n"])
+
+    def positions_at(self, offsets: list[int]) -> list[int]:
+        found = []
+        for offset in offsets:
+            row = self.conn.execute(self.c.SQL("SELECT position FROM {} ORDER BY position LIMIT 1 OFFSET %s")
+                                    .format(self.c.chain), (offset,)).fetchone()
+            if row is not None:
+                found.append(row["position"])
+        return found
+
+    def links_at(self, positions: list[int]) -> dict[int, bytes]:
+        rows = self.conn.execute(self.c.SQL("SELECT position, link FROM {} WHERE position = ANY(%s)")
+                                 .format(self.c.chain), (positions,)).fetchall()
+        return {row["position"]: bytes(row["link"]) for row in rows}
+
+    def range_job(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The workers read in this transaction's exported snapshot, as the same user."""
+        snapshot = self.conn.execute("SELECT pg_export_snapshot() AS id").fetchone()["id"]
+        info = self.conn.info
+        env = {"PGHOST": info.host, "PGPORT": str(info.port), "PGUSER": info.user, "PGDATABASE": info.dbname}
+        if info.password:
+            env["PGPASSWORD"] = info.password
+        return ({"store": "postgres", "schema": self.c.datastore.schema, "table": self.c.table_name,
+                 "snapshot": snapshot}, env)
 
     def links(self, after: int = FIRST, upto: int | None = None) -> Iterator[tuple[int, bytes, int, bytes]]:
         return self._stream(self.c.SQL(
@@ -560,28 +601,39 @@ class _MemorySnapshot(Snapshot):
 _PARALLEL_FROM = 100_000
 
 
-def _recompute_ranges(jobs: list[tuple[str, str, int, int, bytes]]) -> list[tuple[bytes, int, int | None]]:
-    """Each job ``(db path, table, after, upto, start link)`` recomputed in its own
-    ``chain_range.py`` subprocess, all at once: ``[(last link, events, last position)]``.
+def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = None) -> list[RangeResult]:
+    """Each job (see :mod:`application.chain_range`) recomputed in its own ``chain_range.py``
+    subprocess, all at once: ``[({position: link}, events, last position)]``.
 
-    Plain subprocesses (fork + exec of a fresh interpreter that needs the standard
-    library alone) are safe from any thread of a server, unlike forking the caller.
-    Raises ``RuntimeError`` when a worker fails."""
+    Plain subprocesses (fork + exec of a fresh interpreter) are safe from any thread of
+    a server, unlike forking the caller. ``env`` is added to the workers' environment
+    (PostgreSQL's connection variables). Raises ``RuntimeError`` when a worker fails."""
     import subprocess
     import sys
 
     script = str(Path(__file__).with_name("chain_range.py"))
-    workers = [subprocess.Popen([sys.executable, "-I", script, path, table, str(after), str(upto), start.hex()],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for path, table, after, upto, start in jobs]
-    done = []
-    for worker in workers:
-        out, err = worker.communicate()
-        if worker.returncode != 0:
-            raise RuntimeError(f"chain range worker failed ({worker.returncode}): {err.decode(errors='replace')[-500:]}")
-        found = json.loads(out)
-        done.append((bytes.fromhex(found["link"]), int(found["rows"]), found["last"]))
-    return done
+    environment = {**os.environ, **(env or {})}
+    workers = []
+    try:
+        for job in jobs:
+            worker = subprocess.Popen([sys.executable, "-I", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env=environment)
+            workers.append((worker, json.dumps(job).encode()))
+        done = []
+        for worker, job_text in workers:
+            out, err = worker.communicate(job_text)
+            if worker.returncode != 0:
+                raise RuntimeError(f"chain range worker failed ({worker.returncode}): "
+                                   f"{err.decode(errors='replace')[-500:]}")
+            found = json.loads(out)
+            done.append(({int(p): bytes.fromhex(v) for p, v in found["links"].items()}, int(found["rows"]),
+                         found["last"]))
+        return done
+    finally:
+        for worker, _ in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
 
 
 def _hex(originator_id: Any) -> bytes:
@@ -685,7 +737,7 @@ class AuditChain:
                 checks.setdefault(published.position, []).append(("published", published))
             if head is not None:
                 checks.setdefault(head[0], []).append(("head", head))
-            parallel = (workers > 1 and isinstance(self.storage, SQLiteChain) and head is not None
+            parallel = (workers > 1 and isinstance(self.storage, (SQLiteChain, PostgresChain)) and head is not None
                         and head[2] >= _PARALLEL_FROM)
             problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
                        else self._fast_check(snap, head, checks, result))
@@ -730,40 +782,43 @@ class AuditChain:
                                                          f"{head[2]} were linked")
         return None
 
-    def _parallel_check(self, snap: _SQLiteSnapshot, head: tuple[int, bytes, int],
-                        checks: dict[int, list[tuple[str, Any]]], result: Verification, workers: int) -> Problem | None:
-        """:meth:`_fast_check` split into ranges recomputed in worker subprocesses."""
+    def _parallel_check(self, snap: Snapshot, head: tuple[int, bytes, int], checks: dict[int, list[tuple[str, Any]]],
+                        result: Verification, workers: int) -> Problem | None:
+        """:meth:`_fast_check` split into ``workers`` ranges, each recomputed in a worker subprocess
+        from the stored link where it starts; each reports its links at the seals in its range."""
         sealed_upto, count = head[0], head[2]
         result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
         if beyond:
             return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
                                                          "or the chain was rolled back")
-        splits = snap.positions_at([count * k // workers for k in range(1, workers)])
-        ends = sorted({p for p in checks if p <= sealed_upto} | set(splits))
+        ends = sorted(set(snap.positions_at([count * k // workers for k in range(1, workers)])) | {sealed_upto})
         stored = snap.links_at(ends)
         if len(stored) != len(ends):
             return self._fast_check(snap, head, checks, result)
-        starts = [GENESIS] + [stored[e] for e in ends[:-1]]
         afters = [FIRST] + ends[:-1]
-        storage: SQLiteChain = self.storage  # type: ignore[assignment]
-        jobs = [(storage.path, storage.table, a, e, s) for a, e, s in zip(afters, ends, starts)]
+        starts = [GENESIS] + [stored[e] for e in ends[:-1]]
+        reports = [sorted({end} | {p for p in checks if after < p <= end}) for after, end in zip(afters, ends)]
         try:
-            done = _recompute_ranges(jobs)
+            base, env = snap.range_job()
+            done = _recompute_ranges([{**base, "after": after, "upto": end, "start": start.hex(), "report": report}
+                                      for after, end, start, report in zip(afters, ends, starts, reports)], env)
         except (OSError, RuntimeError, ValueError):  # a worker could not run: the same check in one pass
             log.warning("chain range workers failed; verifying in one pass", exc_info=True)
             return self._fast_check(snap, head, checks, result)
         checked = 0
-        for end, (link_, rows, last) in zip(ends, done):
+        for end, report, (links, rows, _last) in zip(ends, reports, done):
             checked += rows
             result.checked = checked
-            if last != end:
-                return Problem(end, "deleted", "a sealed position holds no event any more")
-            if link_ != stored[end]:
-                return Problem(end, "seal_mismatch", "the recomputed link differs from the chain's")
-            for what, expected in checks.get(end, []):
-                if link_ != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
-                    return Problem(end, "seal_mismatch", f"the recomputed link differs from the {what}")
+            for position in report:
+                found = links.get(position)
+                if found is None:
+                    return Problem(position, "deleted", "a sealed position holds no event any more")
+                if position == end and found != stored[end]:
+                    return Problem(end, "seal_mismatch", "the recomputed link differs from the chain's")
+                for what, expected in checks.get(position, []):
+                    if found != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
+                        return Problem(position, "seal_mismatch", f"the recomputed link differs from the {what}")
         if checked != count:
             return Problem(sealed_upto, "seal_mismatch", f"{checked} events are stored up to the chain's head, "
                                                          f"{count} were linked")

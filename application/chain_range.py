@@ -1,20 +1,31 @@
-"""Recompute the hash chain over one range of a SQLite event store (a worker of ``tuohu audit verify``).
+"""Recompute the hash chain over one range of the event store (a worker of ``tuohu audit verify``).
 
-    python chain_range.py DB_PATH TABLE AFTER UPTO START_LINK_HEX
+    python chain_range.py < JOB.json
 
-Reads the stored events with ``AFTER < rowid <= UPTO`` in order and prints one
-JSON object: ``{"link": hex, "rows": n, "last": position or null}`` — the link
-after the last event, how many events were read and the last position. The link
-rule (:func:`link`) is defined here, with the standard library alone, so that
+The job is one JSON object::
+
+    {"store": "sqlite", "path": DB_PATH, "table": TABLE,                   # or
+     "store": "postgres", "schema": SCHEMA, "table": TABLE, "snapshot": ID,  # (connection from PG* variables)
+     "after": AFTER, "upto": UPTO, "start": START_LINK_HEX, "report": [POSITION, ...]}
+
+The worker reads the stored events with ``AFTER < position <= UPTO`` in order,
+starting from the link ``START`` (the stored link at ``AFTER``), and prints one
+JSON object: ``{"links": {position: hex}, "rows": n, "last": position or null}``
+— the recomputed link at each position of ``report`` that holds an event, how
+many events were read and the last position. Over PostgreSQL it reads in the
+transaction snapshot ``ID`` that the caller exported (``pg_export_snapshot()``),
+so every worker sees exactly the caller's view of the table.
+
+The link rule (:func:`link`) is defined here, so that
 :class:`application.chain.AuditChain` can start this file as a plain subprocess
 (safe from a threaded server, and nothing of the caller's main module is imported
 again), one per range; :mod:`application.chain` imports it from here. The loops
 inline it: one call per stored event is the cost of a check.
 
-The rows are read with APSW when it is installed (a dependency of tuohu): it
+SQLite rows are read with APSW when it is installed (a dependency of tuohu): it
 hands rows to Python about a quarter faster than the standard ``sqlite3``
 module, and reading is half of a check. Without it, ``sqlite3`` reads the same
-bytes (text columns as their stored UTF-8 bytes in both).
+bytes. PostgreSQL rows come through a binary ``COPY`` (psycopg).
 """
 
 from __future__ import annotations
@@ -22,8 +33,17 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 PAGE = 5000
+
+#: The stored events as the chain hashes them, from the library's PostgreSQL table.
+POSTGRES_SELECT = ("SELECT notification_id, convert_to(replace(originator_id::text, '-', ''), 'UTF8'), "
+                   "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > {} "
+                   "AND notification_id <= {} ORDER BY notification_id")
+
+Result = tuple[dict[int, bytes], int, "int | None"]
 
 
 def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
@@ -32,57 +52,86 @@ def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: 
                                                           len(topic), topic, len(state), state)).digest()
 
 
-def _select(table: str) -> str:
+def chain(rows: Iterable[tuple[int, bytes, int, bytes, bytes]], prev: bytes, report: Iterable[int]) -> Result:
+    """The links of ``rows`` from ``prev``: ``({position: link} for the ``report`` positions, count, last)``."""
+    wanted = sorted(set(report), reverse=True)
+    sha, found, count, position = hashlib.sha256, {}, 0, None
+    next_report = wanted.pop() if wanted else None
+    for position, oid, version, topic, state in rows:
+        prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic), topic,
+                                                   len(state), state)).digest()
+        count += 1
+        if next_report is not None and position >= next_report:
+            while next_report is not None and next_report < position:  # not stored: not reported
+                next_report = wanted.pop() if wanted else None
+            if position == next_report:
+                found[position] = prev
+                next_report = wanted.pop() if wanted else None
+    return found, count, position
+
+
+def _sqlite_select(table: str) -> str:
     # CAST AS BLOB: the text columns as their stored bytes (what the chain hashes), with either module.
     return (f"SELECT rowid, CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), state "
             f"FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
 
 
-def recompute(path: str, table: str, after: int, upto: int, prev: bytes) -> tuple[bytes, int, int | None]:
-    """The link after the events in ``(after, upto]`` starting from ``prev``; the count; the last position."""
+def recompute_sqlite(path: str, table: str, after: int, upto: int, prev: bytes, report: Iterable[int]) -> Result:
+    """:func:`chain` over the events in ``(after, upto]`` of a SQLite file."""
     try:
         import apsw
     except ImportError:
-        return _recompute_sqlite3(path, table, after, upto, prev)
+        return recompute_sqlite3(path, table, after, upto, prev, report)
     conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
     conn.set_busy_timeout(30_000)
-    sha, rows_seen, position = hashlib.sha256, 0, None
     try:
-        for position, oid, version, topic, state in conn.execute(_select(table), (after, upto)):
-            prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic), topic,
-                                                       len(state), state)).digest()
-            rows_seen += 1
+        return chain(conn.execute(_sqlite_select(table), (after, upto)), prev, report)
     finally:
         conn.close()
-    return prev, rows_seen, position
 
 
-def _recompute_sqlite3(path: str, table: str, after: int, upto: int, prev: bytes) -> tuple[bytes, int, int | None]:
+def recompute_sqlite3(path: str, table: str, after: int, upto: int, prev: bytes, report: Iterable[int]) -> Result:
+    """:func:`recompute_sqlite` with the standard library's ``sqlite3``."""
     import sqlite3
 
     conn = sqlite3.connect(path, timeout=30)
-    sha, rows_seen, last = hashlib.sha256, 0, None
     try:
-        cursor = conn.execute(_select(table), (after, upto))
-        while True:
-            rows = cursor.fetchmany(PAGE)
-            if not rows:
-                break
-            for position, oid, version, topic, state in rows:
-                prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
-                                                           topic, len(state), state)).digest()
-            rows_seen += len(rows)
-            last = rows[-1][0]
+        cursor = conn.execute(_sqlite_select(table), (after, upto))
+        return chain((row for rows in iter(lambda: cursor.fetchmany(PAGE), []) for row in rows), prev, report)
     finally:
         conn.close()
-    return prev, rows_seen, last
 
 
-def main(argv: list[str]) -> None:
-    path, table, after, upto, start = argv
-    link, rows, last = recompute(path, table, int(after), int(upto), bytes.fromhex(start))
-    print(json.dumps({"link": link.hex(), "rows": rows, "last": last}))
+def recompute_postgres(schema: str, table: str, snapshot: str, after: int, upto: int, prev: bytes,
+                       report: Iterable[int]) -> Result:
+    """:func:`chain` over the events in ``(after, upto]`` of a PostgreSQL table, in an exported snapshot."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier, Literal
+
+    with psycopg.connect("") as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute(SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(snapshot)))
+        query = SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(SQL(POSTGRES_SELECT).format(
+            SQL("{}.{}").format(Identifier(schema), Identifier(table)), Literal(int(after)), Literal(int(upto))))
+        with conn.cursor() as cursor, cursor.copy(query) as copy:
+            copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
+            found = chain(copy.rows(), prev, report)
+        conn.rollback()
+    return found
+
+
+def run(job: dict[str, Any]) -> Result:
+    after, upto, start = int(job["after"]), int(job["upto"]), bytes.fromhex(job["start"])
+    report = [int(p) for p in job.get("report", [])]
+    if job["store"] == "postgres":
+        return recompute_postgres(job["schema"], job["table"], job["snapshot"], after, upto, start, report)
+    return recompute_sqlite(job["path"], job["table"], after, upto, start, report)
+
+
+def main() -> None:
+    links, rows, last = run(json.load(sys.stdin))
+    print(json.dumps({"links": {str(p): v.hex() for p, v in links.items()}, "rows": rows, "last": last}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -171,18 +171,18 @@ def test_an_export_of_the_store_verifies_offline_and_names_an_edit_made_in_the_f
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["from a command", "from a server's thread"])
-def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple, monkeypatch, threaded: bool) -> None:
+def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple, monkeypatch, caplog,
+                                                                    threaded: bool) -> None:
     """The chain split into ranges recomputed by worker subprocesses, from the main thread
-    and from another thread (as in the server). SQLite only: the workers read the file."""
+    and from another thread (as in the server); over PostgreSQL in the caller's exported snapshot."""
     application, table, _head = sealed
-    if table.postgres:
-        pytest.skip("ranges are recomputed in parallel over a SQLite file only")
     from application import chain
 
     monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
     calls: list[str] = []
     ranges = chain._recompute_ranges
-    monkeypatch.setattr(chain, "_recompute_ranges", lambda jobs: calls.append(f"{len(jobs)} ranges") or ranges(jobs))
+    monkeypatch.setattr(chain, "_recompute_ranges",
+                        lambda jobs, env=None: calls.append(f"{len(jobs)} ranges") or ranges(jobs, env))
     split = chain.AuditChain._parallel_check
     monkeypatch.setattr(chain.AuditChain, "_parallel_check", lambda *a: calls.append("split") or split(*a))
 
@@ -204,22 +204,57 @@ def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple
     assert not edited.ok
     assert (edited.problem.position, edited.problem.kind) == (10, "edited")
     assert calls == ["split", "2 ranges"] * 2
+    assert "one pass" not in caplog.text  # the workers ran: no fallback
+
+
+def stored_links(table: EventTable) -> dict[int, bytes]:
+    chain = f'"{table.settings.database_schema}".tuohu_chain' if table.postgres else "tuohu_chain"
+    return {position: bytes(link) for position, link in table.run(f"SELECT position, link FROM {chain}")}
 
 
 def test_both_readers_of_a_range_worker_give_the_stored_links(sealed: tuple, settings: Settings) -> None:
     """A range worker reads with APSW, or with ``sqlite3`` where APSW is missing: either way the
-    link after each range equals the link the seal stored there, so the two read the same bytes."""
+    links it reports equal the links the seal stored there, so the two read the same bytes."""
     application, table, head = sealed
     if table.postgres:
-        pytest.skip("range workers read a SQLite file")
+        pytest.skip("this compares the two readers of a SQLite file")
     from application import chain_range
     from application.chain import GENESIS
 
-    stored = {position: bytes(link) for position, link in sqlite3.connect(settings.data_dir / "events.sqlite")
-              .execute("SELECT position, link FROM tuohu_chain").fetchall()}
+    stored = stored_links(table)
     path = str(settings.data_dir / "events.sqlite")
-    for recompute in (chain_range.recompute, chain_range._recompute_sqlite3):
-        first = recompute(path, "stored_events", 0, 5, GENESIS)
-        rest = recompute(path, "stored_events", 5, head, first[0])
-        assert first == (stored[5], 5, 5)
-        assert rest == (stored[head], head - 5, head)
+    for recompute in (chain_range.recompute_sqlite, chain_range.recompute_sqlite3):
+        first = recompute(path, "stored_events", 0, 5, GENESIS, [2, 5])
+        rest = recompute(path, "stored_events", 5, head, first[0][5], [7, head, head + 1])
+        assert first == ({2: stored[2], 5: stored[5]}, 5, 5)
+        assert rest == ({7: stored[7], head: stored[head]}, head - 5, head)
+
+
+def test_many_seals_are_checked_by_as_many_workers_as_asked(services: tuple, settings: Settings,
+                                                            monkeypatch, caplog) -> None:
+    """Sealed after every customer (a seal a day, say): two workers still mean two ranges, each
+    reporting its links at the seals inside it, and an edit between two seals is named."""
+    application, _read_models = services
+    from application import chain
+
+    for _ in range(5):
+        populate(application, customers=1)
+        application.chain.seal()
+    table = EventTable(settings)
+    monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
+    jobs: list[list[dict]] = []
+    ranges = chain._recompute_ranges
+    monkeypatch.setattr(chain, "_recompute_ranges", lambda given, env=None: jobs.append(given) or ranges(given, env))
+
+    clean = application.chain.verify(workers=2)
+    state = bytes(table.row(5)[3])
+    table.run("UPDATE {t} SET state = {m} WHERE {pos} = {m}", state.replace(b"mgr-li", b"mgr-xx"), 5)
+    edited = application.chain.verify(workers=2)
+
+    assert clean.ok and clean.checked == 15, clean.summary()
+    assert "one pass" not in caplog.text  # the workers ran: no fallback
+    assert [len(given) for given in jobs] == [2, 2]
+    # the five seals, and the split: the link at offset 15 // 2 = 7, the eighth
+    assert sorted(p for job in jobs[0] for p in job["report"]) == [3, 6, 8, 9, 12, 15]
+    assert not edited.ok
+    assert (edited.problem.position, edited.problem.kind) == (5, "edited")
