@@ -488,7 +488,9 @@ class _PostgresSnapshot(Snapshot):
         return {row["position"]: bytes(row["link"]) for row in rows}
 
     def range_job(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """The workers read in this transaction's exported snapshot, as the same user."""
+        """The workers read in this transaction's exported snapshot, as the same user. The transaction
+        waits idle for them, so the store's idle-in-transaction timeout is lifted for it alone."""
+        self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         snapshot = self.conn.execute("SELECT pg_export_snapshot() AS id").fetchone()["id"]
         info = self.conn.info
         env = {"PGHOST": info.host, "PGPORT": str(info.port), "PGUSER": info.user, "PGDATABASE": info.dbname}

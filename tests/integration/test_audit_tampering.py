@@ -258,3 +258,24 @@ def test_many_seals_are_checked_by_as_many_workers_as_asked(services: tuple, set
     assert sorted(p for job in jobs[0] for p in job["report"]) == [3, 6, 8, 9, 12, 15]
     assert not edited.ok
     assert (edited.problem.position, edited.problem.kind) == (5, "edited")
+
+
+def test_workers_slower_than_the_stores_idle_timeout_still_verify(sealed: tuple, monkeypatch, caplog) -> None:
+    """Over PostgreSQL the caller's transaction waits idle while the workers read its exported
+    snapshot; the library closes connections idle in a transaction for 5 s. Workers that take
+    longer (a slow range is simulated) must still verify, in parallel, without a fallback."""
+    application, table, _head = sealed
+    if not table.postgres:
+        pytest.skip("the idle-in-transaction timeout is PostgreSQL's")
+    import time
+
+    from application import chain
+
+    monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
+    ranges = chain._recompute_ranges
+    monkeypatch.setattr(chain, "_recompute_ranges", lambda jobs, env=None: time.sleep(6) or ranges(jobs, env))
+
+    checked = application.chain.verify(workers=2)
+
+    assert checked.ok and checked.checked == 12, checked.summary()
+    assert "one pass" not in caplog.text
