@@ -84,7 +84,7 @@ class Problem:
     """The first place where the stored events and the chain disagree."""
 
     position: int
-    kind: str  # edited | deleted | inserted | reordered | chain_altered | seal_mismatch
+    kind: str  # edited | deleted | inserted | reordered | chain_altered | seal_mismatch (| truncated | not_covered | format: files)
     detail: str
 
 
@@ -105,7 +105,8 @@ class Verification:
             return f"TAMPERED at position {self.problem.position}: {self.problem.kind} - {self.problem.detail}"
         if self.seal is None:
             return f"OK: nothing sealed yet; {self.unsealed} events are not sealed (run tuohu audit seal)"
-        against = f" and the published seal #{self.published.seal_id}" if self.published else ""
+        against = ("" if self.published is None else f" and the published seal #{self.published.seal_id}"
+                   if self.published.seal_id else f" and the published seal at position {self.published.position}")
         text = (f"OK: {self.checked} events up to position {self.seal.position} match seal #{self.seal.seal_id} "
                 f"(sealed {self.seal.sealed_at.isoformat()}, link {self.seal.link[:16]}…){against}")
         if self.unsealed:
@@ -115,7 +116,7 @@ class Verification:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked, "unsealed": self.unsealed,
                 "seal": self.seal.to_json() if self.seal else None,
-                "published": self.published.to_json() if self.published else None,
+                "published": _published_json(self.published),
                 "problem": asdict(self.problem) if self.problem else None, "seconds": round(self.seconds, 3),
                 "summary": self.summary()}
 
@@ -727,15 +728,20 @@ class AuditChain:
         same as one pass.
         """
         started = time.perf_counter()
+        if published is not None and published.position < 1:
+            raise ValueError(f"a published seal's position is 1 or more; got {published.position}")
         workers = workers if workers is not None else (os.cpu_count() or 1)
         seals = self.storage.seals()
         result = Verification(ok=True, seal=seals[-1] if seals else None, published=published)
         with self.storage.snapshot() as snap:
             head = snap.head()
+            # A published seal past the chain's stored head (or with no chain at all) is checked on its
+            # own afterwards, against the stored events: the chain's tables may have been emptied.
+            beyond_head = published is not None and (head is None or published.position > head[0])
             checks: dict[int, list[tuple[str, Any]]] = {}
             for seal in seals:
                 checks.setdefault(seal.position, []).append(("seal", seal))
-            if published is not None:
+            if published is not None and not beyond_head:
                 checks.setdefault(published.position, []).append(("published", published))
             if head is not None:
                 checks.setdefault(head[0], []).append(("head", head))
@@ -744,10 +750,52 @@ class AuditChain:
             problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
                        else self._fast_check(snap, head, checks, result))
             if problem is not None:
-                result.problem = self._find(snap, head) or problem
-                result.ok = False
+                result.problem = self._find(snap, head) or self._unfound(problem, head)
+            elif beyond_head:
+                assert published is not None
+                result.problem = self._past_head(snap, head, published)
+            result.ok = result.problem is None
         result.seconds = time.perf_counter() - started
         return result
+
+    @staticmethod
+    def _unfound(problem: Problem, head: tuple[int, bytes, int] | None) -> Problem:
+        """``problem`` when the stored events agree with the stored links: a seal does not."""
+        if problem.detail.endswith("the published"):
+            return Problem(problem.position, "seal_mismatch",
+                           "the stored events agree with the stored links, but not with the published seal: the "
+                           "events and the chain were rewritten together after it was published, or the seal is "
+                           "not this store's")
+        if head is not None:
+            return Problem(head[0], "chain_altered", "the stored events match the links, but a seal does not: "
+                                                     "the chain or seal table was changed")
+        return problem
+
+    @staticmethod
+    def _past_head(snap: Snapshot, head: tuple[int, bytes, int] | None, published: Seal) -> Problem:
+        """A published seal beyond the chain's stored head: recompute the stored events up to it.
+
+        Always a problem - the chain's tables do not reach a position that was sealed - but the
+        detail says whether the stored events still hash to the published link."""
+        held = f"the published seal covers position {published.position}, but the stored chain " + (
+            "holds no link" if head is None else f"stops at position {head[0]}")
+        prev, last = GENESIS, None
+        with closing(snap.scan(FIRST, published.position)) as pages:
+            for rows in pages:
+                for position, oid, version, topic, state in rows:
+                    prev = link(prev, position, oid, version, topic, state)
+                last = rows[-1][0]
+        if last != published.position:
+            return Problem(published.position, "deleted", f"{held}, and no event is stored at that position "
+                                                          f"(the last one up to it is {last}): events were deleted, "
+                                                          "or the seal is not this store's")
+        if prev == bytes.fromhex(published.link):
+            return Problem(published.position, "chain_altered", f"{held}: the chain or seal table was emptied or "
+                                                                "rolled back (the stored events up to it still "
+                                                                "hash to the published link)")
+        return Problem(published.position, "seal_mismatch", f"{held}, and the stored events up to it do not hash to "
+                                                            "the published link: events were altered and the chain "
+                                                            "removed, so the altered position cannot be named")
 
     @staticmethod
     def _fast_check(snap: Snapshot, head: tuple[int, bytes, int] | None, checks: dict[int, list[tuple[str, Any]]],
@@ -836,7 +884,8 @@ class AuditChain:
 
     @staticmethod
     def _walk(snap: Snapshot, head: tuple[int, bytes, int], events: Iterator[Row],
-              links: Iterator[tuple[int, bytes, int, bytes]]) -> Problem:
+              links: Iterator[tuple[int, bytes, int, bytes]]) -> Problem | None:
+        """The first disagreement of the stored events and links; None when they agree throughout."""
         event, chained = next(events, None), next(links, None)
         prev = GENESIS
         while event is not None or chained is not None:
@@ -860,8 +909,7 @@ class AuditChain:
                                                      f"position {position} held {_id(chained[1])} v{chained[2]}")
             prev = chained[3]
             event, chained = next(events, None), next(links, None)
-        return Problem(head[0], "chain_altered", "the stored events match the links, but a seal does not: "
-                                                 "the chain or seal table was changed")
+        return None
 
     # ------------------------------------------------------------------ export
 
@@ -957,6 +1005,13 @@ def _id(originator_id: bytes) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}" if len(text) == 32 else text
 
 
+def _published_json(seal: Seal | None) -> dict[str, Any] | None:
+    """A published seal as given: a seal file in full; a position and link alone (``seal_id`` 0) as such."""
+    if seal is None:
+        return None
+    return seal.to_json() if seal.seal_id else {"format": SEAL_FORMAT, "position": seal.position, "link": seal.link}
+
+
 @dataclass
 class FileVerification:
     """What :func:`verify_export` found in an export file."""
@@ -993,29 +1048,48 @@ class FileVerification:
 
 def verify_export(path: Path, published: Seal | None = None) -> FileVerification:
     """Check an export file offline: every link recomputed from the file's own events."""
-    with Path(path).open(encoding="utf-8") as fh:
-        header = json.loads(fh.readline() or "{}")
-        if header.get("format") != EXPORT_FORMAT:
+    with Path(path).open(encoding="utf-8", errors="replace") as fh:
+        try:
+            header = json.loads(fh.readline() or "{}")
+        except ValueError:
+            header = {}
+        if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
             return FileVerification(False, problem=Problem(0, "format", f"not a {EXPORT_FORMAT} file"))
         result = FileVerification(ok=True)
         if header.get("seal"):
             result.seal = Seal.from_json(header["seal"])
         if header.get("previous_link") is None:
+            if header.get("first_position") is not None:
+                result.ok, result.problem = False, Problem(int(header["first_position"]), "truncated",
+                                                           "the header names events, but gives no previous link")
+                return result
+            if published is not None:
+                result.ok, result.problem = False, Problem(published.position, "not_covered",
+                                                           "the file holds no events to check the published seal "
+                                                           "against")
+                return result
             result.notes.append("the file holds no events")
             return result
         prev = bytes.fromhex(header["previous_link"])
         last_position = None
+        published_link = None
         for number, line in enumerate(fh, start=2):
-            item = json.loads(line)
-            position = int(item["position"])
+            try:
+                item = json.loads(line)
+                position = int(item["position"])
+                fields = (item["originator_id"].encode(), int(item["originator_version"]), item["topic"].encode(),
+                          base64.b64decode(item["state"], validate=True))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                result.problem = Problem(last_position or 0, "format",
+                                         f"line {number} is not an exported event ({type(exc).__name__}: {exc})")
+                break
             if last_position is not None and position <= last_position:
                 result.problem = Problem(position, "reordered", f"line {number}: positions do not rise")
                 break
             if item.get("previous_link") != prev.hex():
                 result.problem = Problem(position, "chain_broken", f"line {number}: previous link does not follow")
                 break
-            computed = link(prev, position, item["originator_id"].encode(), int(item["originator_version"]),
-                            item["topic"].encode(), base64.b64decode(item["state"]))
+            computed = link(prev, position, *fields)
             if item.get("link") is None:
                 result.problem = Problem(position, "unsealed", f"line {number}: the event has no link")
                 break
@@ -1023,23 +1097,41 @@ def verify_export(path: Path, published: Seal | None = None) -> FileVerification
                 result.problem = Problem(position, "edited", f"line {number}: the event's bytes do not give its link")
                 break
             prev, last_position = computed, position
+            if published is not None and position == published.position:
+                published_link = computed
             result.events += 1
             result.first_position = position if result.first_position is None else result.first_position
         result.last_position = last_position
+    if result.problem is None:
+        result.problem = _export_truncated(header, result)
     if result.problem is None and result.seal is not None:
-        if last_position == result.seal.position:
-            result.anchored = prev.hex() == result.seal.link
-            if not result.anchored:
-                result.problem = Problem(last_position, "seal_mismatch", "the last link differs from the file's seal")
-        else:
-            result.notes.append(f"the file ends at {last_position}, its seal is at {result.seal.position}")
+        result.anchored = prev.hex() == result.seal.link
+        if not result.anchored:
+            result.problem = Problem(last_position or 0, "seal_mismatch", "the last link differs from the file's seal")
     if result.problem is None and published is not None:
-        if last_position == published.position:
-            result.published = prev.hex() == published.link
+        if published_link is None:
+            result.problem = Problem(published.position, "not_covered",
+                                     f"the published seal is at position {published.position}, outside the file's "
+                                     f"positions {result.first_position}..{last_position}: the file cannot be "
+                                     "checked against it")
+        else:
+            result.published = published_link.hex() == published.link
             if not result.published:
                 result.problem = Problem(published.position, "seal_mismatch",
-                                         "the last link differs from the published seal")
-        else:
-            result.notes.append("the published seal is at another position than the file's end")
+                                         "the link at the published seal's position differs from it")
     result.ok = result.problem is None
     return result
+
+
+def _export_truncated(header: dict[str, Any], result: FileVerification) -> Problem | None:
+    """Whether the file's events cover what its header says: from ``first_position`` to its
+    seal's position (or to ``last_position`` when it has no seal)."""
+    first = header.get("first_position")
+    end = result.seal.position if result.seal is not None else header.get("last_position")
+    if first is not None and result.first_position != int(first):
+        return Problem(int(first), "truncated", f"the header says the events start at {first}; the file's first "
+                                                f"event is at {result.first_position}")
+    if end is not None and result.last_position != int(end):
+        return Problem(int(end), "truncated", f"the header says the events run to {end}; the file stops at "
+                                              f"{result.last_position}")
+    return None

@@ -74,7 +74,7 @@ def _print_json(data: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]{message}[/red]")
+    console.print(message, style="red", markup=False, highlight=False)
     return typer.Exit(code)
 
 
@@ -292,7 +292,7 @@ def verify(
     from application.chain import Seal, sqlite_chain, verify_export
     from application.settings import Settings
 
-    held = Seal.from_json(json.loads(published.read_text())) if published else None
+    held = _seal_file(published) if published else None
     if file is not None:
         checked: Any = verify_export(file, held)
     elif (chain := sqlite_chain(Settings())) is not None:
@@ -314,6 +314,23 @@ def verify(
         raise typer.Exit(1)
 
 
+def _seal_file(path: Path) -> Any:
+    """The seal in ``path`` (written by ``tuohu audit seal --export``); exit 2 naming what is wrong."""
+    from application.chain import SEAL_FORMAT, Seal
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != SEAL_FORMAT:
+            raise ValueError(f"its format is not {SEAL_FORMAT}")
+        seal = Seal.from_json(data)
+        bytes.fromhex(seal.link)
+        if seal.position < 1 or len(seal.link) != 64:
+            raise ValueError("its position must be 1 or more and its link 64 hex digits")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise _fail(f"--seal {path}: not a seal file ({type(exc).__name__}: {exc})") from None
+    return seal
+
+
 def _workers() -> int:
     """Processes for verifying the chain: one per CPU (this command runs in one thread)."""
     import os
@@ -331,10 +348,17 @@ def export(
 ) -> None:
     """Write the events recorded between two times as JSON Lines with their chain links (seals first);
     check the file anywhere with ``tuohu audit verify --file FILE``."""
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start > end:
+        raise _fail(f"--from {start.isoformat()} is after --to {end.isoformat()}")
+    try:
+        fh = file.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {file}: {exc.strerror or exc}") from None
     _settings, application = _app()
     try:
-        with file.open("w", encoding="utf-8") as fh:
-            header = application.chain.export(fh, _utc(start), _utc(end), anchor=anchor)
+        with fh:
+            header = application.chain.export(fh, start, end, anchor=anchor)
     finally:
         application.close()
     if header["first_position"] is None:

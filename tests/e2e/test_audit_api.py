@@ -84,6 +84,18 @@ def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: s
     assert found["checked"] == seal.position
 
 
+def test_a_held_seal_past_the_chain_or_below_one_is_not_passed(client: TestClient, customer: str) -> None:
+    seal = client.app.state.application.chain.seal()
+
+    past = get(client, "/audit/verify", seal_position=seal.position + 50, seal_link=seal.link)
+    below = get(client, "/audit/verify", seal_position=0, seal_link=seal.link, status=422)
+
+    assert past["ok"] is False
+    assert (past["problem"]["position"], past["problem"]["kind"]) == (seal.position + 50, "deleted")
+    assert past["published"] == {"format": "tuohu-seal/1", "position": seal.position + 50, "link": seal.link}
+    assert "seal_position" in str(below)
+
+
 def test_a_customer_manager_may_not_read_the_audit_history(client: TestClient, customer: str) -> None:
     found = get(client, f"/audit/customer/{customer}/history", name="mgr-li", status=403)
 

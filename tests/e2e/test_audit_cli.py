@@ -95,6 +95,66 @@ def test_an_export_verifies_offline_without_the_database(store: dict[str, Any], 
     assert not (elsewhere / "events.sqlite").exists()
 
 
+@pytest.mark.parametrize("edit", [False, True], ids=["events intact", "an event edited"])
+def test_a_published_seal_fails_when_the_chain_and_seals_were_emptied(store: dict[str, Any], edit: bool) -> None:
+    """With the chain's tables emptied, the published seal alone still checks the stored events:
+    verify exits 1 either way, and says whether the events still hash to the published link."""
+    seal_file = store["dir"] / "seal.json"
+    assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
+    with sqlite3.connect(store["dir"] / "events.sqlite") as conn:
+        conn.execute("DELETE FROM tuohu_chain")
+        conn.execute("DELETE FROM tuohu_seals")
+        if edit:
+            conn.execute("UPDATE stored_events SET state = replace(state, 'no_default', 'in_default') WHERE rowid = 3")
+
+    verified = tuohu(store["dir"], "audit", "verify", "--seal", str(seal_file), "--json")
+
+    assert verified.returncode == 1, verified.stdout
+    problem = json.loads(verified.stdout)["problem"]
+    assert problem["position"] == 5
+    assert problem["kind"] == ("seal_mismatch" if edit else "chain_altered")
+    assert "holds no link" in problem["detail"]
+
+
+def test_a_published_seal_past_the_stored_events_is_not_passed(store: dict[str, Any]) -> None:
+    seal_file = store["dir"] / "seal.json"
+    assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
+    moved = {**json.loads(seal_file.read_text()), "position": 99}
+    (store["dir"] / "moved.json").write_text(json.dumps(moved))
+    (store["dir"] / "broken.json").write_text("{not json")
+
+    past = tuohu(store["dir"], "audit", "verify", "--seal", str(store["dir"] / "moved.json"), "--json")
+    broken = tuohu(store["dir"], "audit", "verify", "--seal", str(store["dir"] / "broken.json"))
+
+    assert past.returncode == 1
+    problem = json.loads(past.stdout)["problem"]
+    assert (problem["position"], problem["kind"]) == (99, "deleted")
+    assert "stops at position 5" in problem["detail"] and "last one up to it is 5" in problem["detail"]
+    assert broken.returncode == 2
+    assert "not a seal file" in broken.stdout + broken.stderr
+
+
+def test_a_truncated_export_or_one_short_of_the_published_seal_fails(store: dict[str, Any]) -> None:
+    exported, seal_file = store["dir"] / "export.jsonl", store["dir"] / "seal.json"
+    assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
+    assert tuohu(store["dir"], "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to",
+                 "2100-01-01T00:00:00Z", str(exported)).returncode == 0
+    lines = exported.read_text().splitlines()
+    assert len(lines) == 6  # the header and the five events
+    cut, header_only = store["dir"] / "cut.jsonl", store["dir"] / "header.jsonl"
+    cut.write_text("\n".join(lines[:4]) + "\n")
+    header_only.write_text(lines[0] + "\n")
+
+    whole = tuohu(store["dir"], "audit", "verify", "--file", str(exported), "--seal", str(seal_file), "--json")
+    short = tuohu(store["dir"], "audit", "verify", "--file", str(cut), "--json")
+    empty = tuohu(store["dir"], "audit", "verify", "--file", str(header_only), "--json")
+
+    assert whole.returncode == 0 and json.loads(whole.stdout)["published"] is True
+    assert short.returncode == 1 and json.loads(short.stdout)["problem"]["kind"] == "truncated"
+    assert json.loads(short.stdout)["problem"]["position"] == 5
+    assert empty.returncode == 1 and json.loads(empty.stdout)["problem"]["kind"] == "truncated"
+
+
 def test_history_of_one_field_says_who_when_and_why(store: dict[str, Any]) -> None:
     found = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "credit_standing", "--json")
 

@@ -97,7 +97,7 @@ def _not_found(exc: Exception) -> NotFound:
 @queries.get("/verify", operation_id="audit_verify")
 def verify(
     app: AppDep, _auditor: AuditorDep,
-    seal_position: Annotated[int | None, Query(description="the position of a seal you hold")] = None,
+    seal_position: Annotated[int | None, Query(ge=1, description="the position of a seal you hold")] = None,
     seal_link: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="that seal's link (hex)")] = None,
 ) -> VerificationPublic:
     """Recompute every link from the stored events; compare with the seals and with a seal you hold."""
