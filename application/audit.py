@@ -107,6 +107,9 @@ def type_name(aggregate_class: type) -> str:
 
 
 def _events(app: TuohuApplication, aggregate_id: UUID, aggregate_type: str | None) -> tuple[str, list[Any]]:
+    keys = getattr(app.mapper, "keys", None)
+    if keys is not None:  # an erasure by another process is seen now, not when the cached key expires
+        keys.refresh()
     events = list(app.events.get(aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))))
     if not events:
         raise AuditNotFound(f"no {aggregate_type or 'aggregate'} with id {aggregate_id}")

@@ -491,6 +491,12 @@ class KeyRing:
 
     # ------------------------------------------------------------------ erasure
 
+    def refresh(self) -> None:
+        """Drop the cached keys: the next read of each goes to the key store, so a key destroyed by
+        another process a moment ago is seen at once (before an auditor's read)."""
+        with self._lock:
+            self._cache.clear()
+
     def forget(self, kid: str) -> None:
         """Never use ``kid``'s key again in this process."""
         with self._lock:

@@ -38,6 +38,10 @@ from projections.framework import Batch, Projection, TableSpec, uuid_text
 
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
 LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
+
+#: Record kinds whose ``detail`` is free text about a person (a risk case's description): hidden when
+#: the customer's processing is restricted or their data erased.
+_PERSONAL_DETAIL = frozenset({"risk_case"})
 RECORD_TYPES = ("visit", "proposal", "contract", "risk_case")
 
 
@@ -68,6 +72,7 @@ def _customer_columns() -> list[Column[Any]]:
         Column("account_opened", Boolean, nullable=False),
         Column("account_number", String()),
         Column("display_name", String()),
+        Column("privacy", String()),  # None, "restricted" or "erased" (PIPL Art. 44/47, GDPR Art. 17/18)
         Column("search_text", Text, nullable=False),
         Column("version", Integer, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -215,7 +220,7 @@ class PipelineProjection(Projection):
             "credit_result": None, "credit_rating": None, "screening_outcome": None, "screening_score": None,
             "registered_at": when, "registered_month": when.strftime("%Y-%m"), "screened": False,
             "qualified": False, "visited": False, "proposed": False, "contracted": False, "account_opened": False,
-            "account_number": None, "display_name": e.display_name, "search_text": "",
+            "account_number": None, "display_name": e.display_name, "privacy": None, "search_text": "",
             "version": e.originator_version, "updated_at": _utc(e.timestamp),
         }
         row["search_text"] = _search_text(row)
@@ -261,11 +266,12 @@ class PipelineProjection(Projection):
         """Restricted or erased (PIPL Art. 44/47, GDPR Art. 17/18): the name and risk-case texts leave the views."""
         row = self._customer(batch, e.originator_id)
         row["display_name"] = None
+        row["privacy"] = "erased" if isinstance(e, Customer.PersonalDataErased) else "restricted"
         row["search_text"] = _search_text(row)
         self._touch(batch, row, e)
-        mark = "[erased]" if isinstance(e, Customer.PersonalDataErased) else "[restricted]"
+        mark = f"[{row['privacy']}]"
         batch.update_where("records", "customer_id", row["customer_id"],
-                           lambda r: r.update(detail=mark) if r["aggregate_type"] == "risk_case" else None)
+                           lambda r: r.update(detail=mark) if r["aggregate_type"] in _PERSONAL_DETAIL else None)
 
     @staticmethod
     def _set_open_risk(row: dict[str, Any], open_risk: dict[str, str | None]) -> None:
@@ -286,6 +292,11 @@ class PipelineProjection(Projection):
                 "detail": detail(e), "version": e.originator_version, "updated_at": _utc(e.timestamp),
             }
             row.update(extra(e) if extra else {})
+            if kind in _PERSONAL_DETAIL:
+                # a record opened after the customer's restriction or erasure hides its text from the start
+                customer = batch.get("customers", row["customer_id"])
+                if customer is not None and customer.get("privacy"):
+                    row["detail"] = f"[{customer['privacy']}]"
             batch.put("records", row)
             self._count(batch, self._bucket(row), 1)
             if flag:

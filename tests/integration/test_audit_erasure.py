@@ -8,6 +8,8 @@ or every row of every table of the schema (PostgreSQL), looking for them.
 
 from __future__ import annotations
 
+import json
+
 import sqlite3
 from datetime import datetime, timezone
 from typing import Any
@@ -126,6 +128,42 @@ def test_a_restricted_person_disappears_from_the_views_but_not_from_the_audit(se
     assert case["detail"] == "[restricted]"
     assert audit.state_as_of(application, customer_id)["state"]["display_name"] == NAME
     assert read_models.runner.verify() == []
+
+
+def test_a_risk_case_opened_after_the_restriction_hides_its_description_too(services: tuple) -> None:
+    application, read_models = services
+    customer_id = person(application)
+    privacy.restrict_processing(application, AUDITOR, customer_id, reason="accuracy contested, ticket 882")
+    later = application.identify_risk(as_("risk-sun", "risk_officer"), subject_type="customer",
+                                      subject_id=customer_id, category="reputational",
+                                      description=f"{NAME} seen with forged papers").aggregate_id
+    read_models.catch_up()
+
+    cases = {case["aggregate_id"]: case["detail"] for case in
+             read_models.records("risk_case", customer_id=str(customer_id))}
+    assert cases[str(later)] == "[restricted]"
+    assert set(cases.values()) == {"[restricted]"}
+    assert read_models.runner.verify() == []
+
+
+def test_an_erasure_by_another_process_shows_in_the_next_audit_read(services: tuple, settings: Settings) -> None:
+    """The server has the person's key cached from an earlier read; an operator's process erases
+    them; the server's next history read shows the fields erased, not the cached plaintext."""
+    from application import bootstrap
+
+    server, _read_models = services
+    customer_id = person(server)
+    before = json.dumps(audit.history(server, customer_id), default=str)
+    operator = bootstrap(settings)
+    try:
+        privacy.erase_personal_data(operator, AUDITOR, customer_id, reason="DSR-9", retention_years=10)
+    finally:
+        operator.close()
+
+    after = json.dumps(audit.history(server, customer_id), default=str)
+
+    assert NAME in before
+    assert NAME not in after and privacy.ERASED in after
 
 
 def _key_of(settings: Settings, customer_id: Any) -> bytes:
