@@ -51,11 +51,13 @@ def import_bank_marketing(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="bank-full.csv, bank.csv, bank-additional-full.csv or bank-additional.csv")],
     year: Annotated[Optional[int], typer.Option(
-        help="Year of every row, for a file not in chronological order (e.g. the 10% sample bank.csv)")] = None,
+        min=1900, max=2100, help="Year of every row (1900-2100), for a file not in chronological order "
+                                 "(e.g. the 10% sample bank.csv)")] = None,
 ) -> None:
     """Import the UCI Bank Marketing file: customers, phone visits, won accounts."""
     from interfaces.importers.bank_marketing import ImportRefused, count_data_lines
     from interfaces.importers.bank_marketing import import_bank_marketing as run_import
+    from projections import ProjectionFailed
 
     _settings, application, pipeline = _services()
     total = count_data_lines(file)
@@ -68,8 +70,13 @@ def import_bank_marketing(
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(2) from None
     for line, reason in report.bad_rows:
-        console.print(f"[yellow]line {line}:[/yellow] {reason} (skipped)")
-    position = pipeline.catch_up()
+        console.print(f"line {line}: {reason} (skipped)", style="yellow", markup=False, highlight=False)
+    try:
+        position = pipeline.catch_up()
+    except ProjectionFailed as failure:
+        console.print(f"imported {report.imported} rows ({report.events} events, recorded), but {failure}; "
+                      "see tuohu projections status", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
     table = Table(title=f"{file.name} (sha256 {report.sha256[:12]}…)")
     for column in ("rows", "imported", "already present", "bad rows", "events", "visits", "accounts opened", "position"):
         table.add_column(column, justify="right")
@@ -172,12 +179,16 @@ def _read_models():  # type: ignore[no-untyped-def]
 
 def _report(build: object) -> object:
     from interfaces.reports import ReportError
+    from projections.evaluation import NoAppraisalScheme
 
     try:
         return build()  # type: ignore[operator]
     except ReportError as exc:
-        console.print(f"[red]{exc.field}:[/red] {exc.reason}")
+        console.print(f"{exc.field}: {exc.reason}", style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    except NoAppraisalScheme as exc:
+        console.print(f"{exc} (define one: POST /appraisal-schemes)", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 @report_app.command("funnel")

@@ -148,7 +148,8 @@ def _staff_key(staff_code: str) -> str:
 @functools.lru_cache(maxsize=1 << 14)
 def _month(value: datetime) -> str:
     """``YYYY-MM`` of ``value`` in UTC (naive values are UTC)."""
-    return utc(value).strftime("%Y-%m")  # type: ignore[union-attr]
+    moment = utc(value)
+    return f"{moment.year:04d}-{moment.month:02d}"  # type: ignore[union-attr]  # "%Y" is unpadded before 1000
 
 
 def _round(value: Decimal) -> Decimal:

@@ -796,6 +796,17 @@ class ProjectionRunner:
                 self._commit(projection, generation, position, good, None, read_tables=read_tables)
             self._record_error(name, generation, failed.position, failed.error)
             raise ProjectionFailed(name, failed.position, failed.error) from None
+        except (_Moved, ProjectionFailed):
+            raise
+        except Exception as exc:  # noqa: BLE001 - outside a handler (prefetch, a checkpoint, the writes)
+            error = f"{type(exc).__name__}: {exc}"
+            if len(events) > 1:
+                # which event: each alone, in a transaction of its own, stops at the one that fails
+                for single in events:
+                    position = self._apply(name, generation, position, [single], read_tables=read_tables)
+                error = f"the batch failed though each of its events applies alone: {error}"
+            self._record_error(name, generation, events[-1][0], error)
+            raise ProjectionFailed(name, events[-1][0], error) from exc
 
     def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
                 through: int | None, memory: FillMemory | None = None, read_tables: Tables | None = None) -> int:

@@ -39,6 +39,11 @@ from projections.framework import Batch, Projection, TableSpec, uuid_text
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
 LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
 
+def month_key(moment: datetime) -> str:
+    """``YYYY-MM`` of ``moment`` (zero-padded for every year, unlike ``strftime("%Y")``)."""
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
 #: Record kinds whose ``detail`` is free text about a person (a risk case's description): hidden when
 #: the customer's processing is restricted or their data erased.
 _PERSONAL_DETAIL = frozenset({"risk_case"})
@@ -159,7 +164,7 @@ class PipelineProjection(Projection):
                 ids.add(str(customer_id))
         batch.preload("customers", ids)
         batch.preload("records", ids)
-        months = {_utc(e.occurred_at).strftime("%Y-%m") for e in events if isinstance(e, Customer.Registered)}
+        months = {month_key(_utc(e.occurred_at)) for e in events if isinstance(e, Customer.Registered)}
         for ident in ids:
             row = batch.get("customers", ident)
             if row is not None:
@@ -218,7 +223,7 @@ class PipelineProjection(Projection):
             "segment": e.segment, "manager_id": e.manager_id, "branch": e.branch, "stage": "registered",
             "stage_entered_at": when, "is_key": False, "risk_level": None, "open_risk": "{}",
             "credit_result": None, "credit_rating": None, "screening_outcome": None, "screening_score": None,
-            "registered_at": when, "registered_month": when.strftime("%Y-%m"), "screened": False,
+            "registered_at": when, "registered_month": month_key(when), "screened": False,
             "qualified": False, "visited": False, "proposed": False, "contracted": False, "account_opened": False,
             "account_number": None, "display_name": e.display_name, "privacy": None, "search_text": "",
             "version": e.originator_version, "updated_at": _utc(e.timestamp),

@@ -129,13 +129,20 @@ def _yes_no(value: str, name: str) -> bool | None:
     raise ValueError(f"{name} must be yes, no or unknown; got {value!r}")
 
 
-def _int(value: str, name: str, minimum: int | None = None) -> int:
+#: The most contacts of one campaign a row may have: each becomes a visit, so a mistyped count
+#: would write that many events (the UCI files' largest is 63).
+MAX_CAMPAIGN_CONTACTS = 100
+
+
+def _int(value: str, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     try:
         number = int(value)
     except ValueError:
         raise ValueError(f"{name} must be a whole number; got {value!r}") from None
     if minimum is not None and number < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum}; got {number}")
     return number
 
 
@@ -173,7 +180,7 @@ def parse_row(line: int, raw: dict[str, str]) -> Row:
         education=raw["education"], default=default, balance=balance,
         housing=_yes_no(raw["housing"], "housing"), loan=_yes_no(raw["loan"], "loan"), contact=raw["contact"],
         month=month, day=day, duration=_int(raw["duration"], "duration", 0),
-        campaign=_int(raw["campaign"], "campaign", 1), pdays=_int(raw["pdays"], "pdays", -1),
+        campaign=_int(raw["campaign"], "campaign", 1, MAX_CAMPAIGN_CONTACTS), pdays=_int(raw["pdays"], "pdays", -1),
         previous=_int(raw["previous"], "previous", 0), poutcome=raw["poutcome"], subscribed=y == "yes",
     )
 

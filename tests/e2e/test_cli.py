@@ -80,3 +80,14 @@ def test_users_add_refuses_a_branch_head_without_a_branch_and_a_name_twice(tmp_p
 
     assert (no_branch.returncode, first.returncode, twice.returncode) == (2, 0, 2)
     assert "branch" in no_branch.stderr and "already exists" in twice.stderr
+
+
+def test_staff_performance_without_a_scheme_and_a_year_out_of_range_say_so(tmp_path: Path) -> None:
+    no_scheme = tuohu(tmp_path, "report", "staff-performance", "--period", "2009")
+    bad_year = tuohu(tmp_path, "import", "bank-marketing", str(ROOT / "README.md"), "--year", "1")
+
+    assert no_scheme.returncode == 1
+    assert "no appraisal scheme is defined for 2009" in no_scheme.stdout + no_scheme.stderr
+    assert "Traceback" not in no_scheme.stdout + no_scheme.stderr
+    assert bad_year.returncode == 2
+    assert "1900" in bad_year.stdout + bad_year.stderr

@@ -148,3 +148,39 @@ def test_bank_full_months_give_may_2008_to_november_2010(bank_marketing_dir: Pat
     years = assign_years(months, 2008, fixed=False)
     assert (years[0], months[0]) == (2008, 5)
     assert (years[-1], months[-1]) == (2010, 11)
+
+
+def test_a_row_with_more_campaign_contacts_than_the_bound_is_reported_not_imported(tmp_path: Path, services,
+                                                                                   bank_marketing_dir: Path) -> None:
+    """Each contact becomes a visit: a mistyped campaign count (1,000,000) would write a million
+    events. The row is reported with its line and reason; the row beside it is imported."""
+    from interfaces.importers.bank_marketing import MAX_CAMPAIGN_CONTACTS
+
+    application, _read_models = services
+    with (bank_marketing_dir / "bank.csv").open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=";")
+        rows = [next(reader), next(reader)]
+        fields = reader.fieldnames
+    rows[1]["campaign"] = "1000000"
+    path = tmp_path / "two.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, delimiter=";", quoting=csv.QUOTE_NONNUMERIC)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    report = import_bank_marketing(application, path, year=2009)
+
+    assert report.imported == 1
+    assert report.bad_rows == [(3, f"campaign must be at most {MAX_CAMPAIGN_CONTACTS}; got 1000000")]
+
+
+def test_months_before_the_year_1000_keep_four_digits() -> None:
+    from datetime import datetime, timezone
+
+    from projections.evaluation import _month, period_keys
+    from projections.pipeline import month_key
+
+    moment = datetime(999, 5, 3, tzinfo=timezone.utc)
+
+    assert month_key(moment) == _month(moment) == "0999-05"
+    assert period_keys(_month(moment)) == ["0999-05", "0999-Q2", "0999-H1", "0999"]

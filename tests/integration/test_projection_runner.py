@@ -171,6 +171,54 @@ def test_a_projection_stops_at_the_event_it_cannot_apply_and_reports_it(services
         engine.dispose()
 
 
+class _PrefetchFailsOnKeyCustomer(_FailsOnKeyCustomer):
+    """Fails before any handler runs: while reading ahead for a batch holding MarkedKeyCustomer."""
+
+    name = "fragile_prefetch"
+
+    def prefetch(self, batch: Batch, events: Any) -> None:
+        if type(self).broken and any(isinstance(e, Customer.MarkedKeyCustomer) for e in events):
+            raise ValueError("cannot read ahead for this event")
+
+    def handlers(self) -> dict[type, Any]:
+        return {Customer.Registered: super().handlers()[Customer.Registered]}
+
+
+def test_a_failure_outside_the_handlers_is_found_at_its_event_and_reported(services, settings: Settings) -> None:
+    """A batch that fails in prefetch or its writes is retried event by event: the projection stops
+    at the event that fails alone, with the error in status, and nothing before it is lost."""
+    application, _read_models = services
+    from projections.db import make_engine
+
+    ctx = Context("mgr-wu", "customer_manager")
+    first = application.register_customer(ctx, kind="retail", acquisition_channel="branch", source_detail="counter",
+                                          segment="mass", manager_id="mgr-wu", branch="B1").aggregate_id
+    bad = application.mark_key_customer(ctx, first, reason="large deposits").position
+    application.register_customer(ctx, kind="corporate", acquisition_channel="partner", source_detail="chamber",
+                                  segment="sme", manager_id="mgr-wu", branch="B1")
+    engine = make_engine(settings)
+    store = ReadModelStore(engine, [_PrefetchFailsOnKeyCustomer()])
+    runner = ProjectionRunner(application.recorder, application.mapper, store)
+    try:
+        _PrefetchFailsOnKeyCustomer.broken = True
+        with pytest.raises(ProjectionFailed) as failure:
+            runner.catch_up()
+        [status] = runner.status()
+        assert failure.value.position == bad == status["error_position"]
+        assert "cannot read ahead for this event" in status["error"]
+        assert status["position"] == bad - 1
+        with engine.connect() as conn:
+            seen = store.tables("fragile_prefetch").seen
+            assert conn.execute(seen.select()).mappings().one()["customers"] == 1  # the registration before it
+
+        _PrefetchFailsOnKeyCustomer.broken = False
+        runner.catch_up()
+        [status] = runner.status()
+        assert (status["position"], status["error"]) == (application.position(), None)
+    finally:
+        engine.dispose()
+
+
 def test_rebuild_swaps_to_new_tables_with_the_same_rows(services, bank_marketing_dir: Path) -> None:
     application, read_models = services
     import_bank_marketing(application, bank_marketing_dir / "bank.csv", year=2009)
