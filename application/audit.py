@@ -179,6 +179,9 @@ def state_as_of(app: TuohuApplication, aggregate_id: UUID, aggregate_type: str |
         if not matching:
             raise AuditNotFound(f"{found} {aggregate_id} has no {at_event} event")
         version = matching[-1].originator_version
+    if version is not None and version > events[-1].originator_version:
+        raise AuditNotFound(f"{found} {aggregate_id} has no version {version}; its latest is "
+                            f"{events[-1].originator_version}")
     if as_of is not None:
         events = [e for e in events if e.timestamp <= as_of]
     elif version is not None:

@@ -376,7 +376,10 @@ def export(
 
 def _ctx(actor_id: str, role: str) -> Any:
     from domain.base import Context
+    from domain.user import ROLES
 
+    if role not in ROLES:
+        raise _fail(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
     return Context(actor_id=actor_id, actor_role=role, channel="cli")
 
 
@@ -414,7 +417,7 @@ def erase(
 ) -> None:
     """Destroy the person's key (crypto-shredding, PIPL Art. 47, GDPR Art. 17) once the retention period
     (TUOHU_RETENTION_YEARS after the relationship ended) has passed, or earlier as a compliance auditor.
-    History still reads (those fields as [erased]) and the hash chain still verifies."""
+    History still reads (those fields as \\[erased]) and the hash chain still verifies."""
     from application import privacy
     from domain.base import DomainError
     from projections.erasure import forget_in_read_models, related_ids

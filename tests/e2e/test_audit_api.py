@@ -84,6 +84,14 @@ def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: s
     assert found["checked"] == seal.position
 
 
+def test_a_version_past_the_latest_is_not_found_not_the_latest(client: TestClient, customer: str) -> None:
+    latest = get(client, f"/audit/customer/{customer}")["version"]
+
+    found = get(client, f"/audit/customer/{customer}", version=latest + 90, status=404)
+
+    assert f"no version {latest + 90}" in found["detail"] and f"latest is {latest}" in found["detail"]
+
+
 def test_a_held_seal_past_the_chain_or_below_one_is_not_passed(client: TestClient, customer: str) -> None:
     seal = client.app.state.application.chain.seal()
 
