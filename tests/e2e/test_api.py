@@ -637,6 +637,22 @@ def test_an_unknown_field_is_a_422(client: TestClient) -> None:
     assert [error["loc"] for error in detail] == [["body", "manger_id"]]
 
 
+def test_an_unknown_route_is_a_404_with_a_code(client: TestClient) -> None:
+    response = client.get("/no-such-route", headers=bearer(client, AUDITOR))
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_method_a_route_does_not_take_is_a_405_with_a_code_and_the_allowed_methods(client: TestClient) -> None:
+    response = client.delete("/customers", headers=bearer(client, MANAGER))
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
 # --------------------------------------------------------------------------
 # Versions (If-Match / ETag) and idempotency
 # --------------------------------------------------------------------------
