@@ -82,8 +82,9 @@ def get_read_models(
 
 def request_digest(method: str, path: str, body: bytes) -> str:
     """SHA-256 of the method, the path and the body (JSON compared by value, not by layout)."""
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    try:  # "surrogatepass": a lone surrogate is refused by validation, not by the digest
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False).encode("utf-8", "surrogatepass")
     except (ValueError, UnicodeDecodeError):
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()

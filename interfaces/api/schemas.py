@@ -10,7 +10,9 @@ Conventions:
   from a JSON number or string and written as a JSON string (no float rounding);
 - request datetimes must carry a UTC offset; response datetimes are ISO 8601 in
   UTC with the offset written out (``2025-03-01T01:00:00+00:00``);
-- request bodies refuse unknown fields, NUL characters and non-finite numbers;
+- request bodies refuse unknown fields, NUL characters, lone UTF-16 surrogates
+  (``"\\ud800"``: not a character, so not text UTF-8 can store; 422 ``invalid_text``)
+  and non-finite numbers;
   fields the read models index are no longer than their columns (so a value
   PostgreSQL would refuse can never stop a projection).
 """
@@ -18,6 +20,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -33,6 +36,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain import contract as contract_rules
 from domain import customer as customer_rules
@@ -121,12 +125,20 @@ Indicator = Literal[tuple(team_rules.INDICATORS)]  # type: ignore[valid-type]
 Year = Annotated[str, Field(pattern=r"^\d{4}$", examples=["2025"])]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate left alone in a decoded string (JSON's ``"\\ud800"``): it is not a character."""
+
+
 def _check_json(value: Any, where: str = "") -> None:
-    """Refuse NUL characters (no read-model database can store them) and NaN / infinity."""
+    """Refuse NUL characters (no read-model database can store them), lone UTF-16 surrogates
+    (``invalid_text``: no UTF-8 encoder can write them) and NaN / infinity."""
     prefix = f"{where}: " if where else ""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{prefix}must not contain NUL characters")
+        if _LONE_SURROGATE.search(value):
+            raise PydanticCustomError("invalid_text", "{where}must be Unicode text: a lone UTF-16 surrogate "
+                                      "(\\ud800-\\udfff without its pair) is not a character", {"where": prefix})
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{prefix}must be a finite number, not NaN or Infinity")

@@ -6,6 +6,7 @@ assessment rule, funnel definition), never from the program's own output.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -610,6 +611,53 @@ def test_a_number_that_is_not_finite_is_a_422(client: TestClient) -> None:
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "facts"]
+
+
+def raw_post(client: TestClient, path: str, actor: str, content: str, **headers: str) -> Any:
+    """POST ``content`` as it is written (JSON escapes a client library would not produce)."""
+    return client.post(path, content=content, headers={**bearer(client, actor), "Content-Type": "application/json",
+                                                       **headers})
+
+
+def test_a_lone_surrogate_in_a_field_is_a_422_naming_the_field_and_writes_nothing(client: TestClient) -> None:
+    body = json.dumps(customer_body(source_detail="x\ud800y"), ensure_ascii=True)  # the escape as a client sends it
+
+    response = raw_post(client, "/customers", MANAGER, body)
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "source_detail"], "invalid_text")
+    assert error["input"] == "x\\ud800y"  # echoed with the surrogate escaped, as UTF-8 can carry it
+    assert log_position(client) == client.start
+
+
+@pytest.mark.parametrize("facts", ['{"name": "x\\ud800y"}', '{"x\\udfff": 1}', '{"names": ["ok", "\\udbff"]}'],
+                         ids=["value", "key", "nested"])
+def test_a_lone_surrogate_anywhere_in_the_facts_is_a_422_and_writes_nothing(client: TestClient, facts: str) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    response = raw_post(client, f"/customers/{customer_id}/facts", MANAGER, f'{{"group": "basic", "facts": {facts}}}',
+                        **{"Idempotency-Key": "facts-with-a-surrogate"})
+
+    assert response.status_code == 422
+    assert [(error["loc"], error["type"]) for error in response.json()["detail"]] == [
+        (["body", "facts"], "invalid_text")]
+    assert log_position(client) == position
+
+
+def test_a_surrogate_pair_is_one_character_and_is_recorded(client: TestClient) -> None:
+    customer_id = register(client)
+
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"note": "\U0001F600"}})
+
+    assert get(client, f"/customers/{customer_id}")["facts"]["needs"] == {"note": "\U0001F600"}
+
+
+def test_an_encoded_surrogate_in_a_query_is_not_an_error_of_the_server(client: TestClient) -> None:
+    response = client.get("/customers?q=%ED%A0%80", headers=bearer(client, AUDITOR))
+
+    assert response.status_code == 200
 
 
 def test_a_command_without_a_bearer_token_is_a_401_and_writes_nothing(client: TestClient) -> None:
