@@ -6,6 +6,8 @@ a value the schema accepts may still be refused there, with 422
 
 Conventions:
 
+- a whole number (a score, a count of seconds) is a JSON number: ``true`` or
+  ``"80"`` is a 422 ``int_type``, ``80.0`` is 80; a yes/no is a JSON boolean;
 - money is ``Decimal`` in major units of an ISO 4217 ``currency``; it is read
   from a JSON number or string and written as a JSON string (no float rounding);
 - request datetimes must carry a UTC offset; response datetimes are ISO 8601 in
@@ -30,9 +32,11 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
@@ -85,6 +89,17 @@ Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=22, decimal_pla
 Number = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
 """A decimal measure (hours, weights, readings, target values): up to 28 digits, 10 of them decimals,
 so that sums stay exact within Python's default decimal precision."""
+
+def _json_number(value: Any) -> Any:
+    """Refuse what lax validation would turn into a number: a boolean (``true`` is not 1) or a string."""
+    if isinstance(value, (bool, str)):
+        raise PydanticCustomError("int_type", "Input should be a whole number written as a JSON number, not {kind}",
+                                  {"kind": "a boolean" if isinstance(value, bool) else "a string"})
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_number)]
+"""A whole number sent as a JSON number (``80`` or ``80.0``; never ``true`` or ``"80"``)."""
 
 CustomerKind = Literal[customer_rules.KINDS]  # type: ignore[valid-type]
 AcquisitionChannel = Literal[customer_rules.CHANNELS]  # type: ignore[valid-type]
@@ -281,7 +296,7 @@ class DocumentReviewCreate(ApiCreate):
 
     model_config = example({"accepted": False, "return_reasons": ["licence copy is not certified"]})
 
-    accepted: bool
+    accepted: StrictBool
     return_reasons: list[str] = []
 
 
@@ -315,7 +330,7 @@ class FollowUpCreate(ApiCreate):
 
     model_config = example({"satisfaction": 5, "feedback": "account opening was smooth"})
 
-    satisfaction: int = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
+    satisfaction: WholeNumber = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
     feedback: str = ""
 
 
@@ -359,7 +374,7 @@ class AccountApplicationPublic(PublicModel):
 
 
 class DocumentReviewPublic(PublicModel):
-    accepted: bool
+    accepted: StrictBool
     return_reasons: list[str]
 
 
@@ -484,7 +499,7 @@ class VisitConductCreate(ApiCreate):
     outcome: str
     needs_learned: str = ""
     next_steps: str = ""
-    duration_seconds: int | None = None
+    duration_seconds: WholeNumber | None = None
 
 
 class VisitFeedbackCreate(ApiCreate):
@@ -692,7 +707,7 @@ class RiskAssessmentCreate(ApiCreate):
         "reason": "bureau shows two recent defaults",
     })
 
-    indicator_scores: dict[str, int] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
+    indicator_scores: dict[str, WholeNumber] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
     reason: str | None = None
 
 

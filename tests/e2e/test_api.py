@@ -427,6 +427,59 @@ def test_a_reading_that_crosses_its_threshold_raises_one_warning(client: TestCli
     assert (case["level"], case["warnings"], case["last_readings"]) == ("low", 1, {"overdue_days": True})
 
 
+def identified_risk_case(client: TestClient, customer_id: str) -> str:
+    return command(client, "/risk-cases", RISK_OFFICER, {
+        "subject_type": "customer", "subject_id": customer_id, "category": "credit",
+        "description": "overdue supplier payments"}, status=201)["aggregate_id"]
+
+
+@pytest.mark.parametrize("score", [True, "80"], ids=["boolean", "string"])
+def test_an_indicator_score_that_is_not_a_json_number_is_a_422_and_writes_nothing(client: TestClient,
+                                                                                 score: Any) -> None:
+    case_id = identified_risk_case(client, register(client))
+    position = log_position(client)
+
+    detail = command(client, f"/risk-cases/{case_id}/assessment", RISK_OFFICER, {"indicator_scores": {"pd": score}},
+                     status=422)["detail"]
+
+    assert [(error["loc"], error["type"]) for error in detail] == [(["body", "indicator_scores", "pd"], "int_type")]
+    assert log_position(client) == position
+
+
+def test_an_indicator_score_written_with_a_zero_fraction_is_that_whole_number(client: TestClient) -> None:
+    case_id = identified_risk_case(client, register(client))
+
+    command(client, f"/risk-cases/{case_id}/assessment", RISK_OFFICER, {"indicator_scores": {"pd": 80.0}})
+
+    assert get(client, f"/risk-cases/{case_id}")["level"] == "high"  # any score >= 80 is high (measures §4)
+
+
+@pytest.mark.parametrize(("path", "body", "loc"), [
+    ("follow-ups", {"satisfaction": True}, ["body", "satisfaction"]),
+    ("follow-ups", {"satisfaction": "5"}, ["body", "satisfaction"]),
+    ("document-review", {"accepted": "yes"}, ["body", "accepted"]),
+    ("document-review", {"accepted": 1}, ["body", "accepted"]),
+], ids=["satisfaction-boolean", "satisfaction-string", "accepted-string", "accepted-number"])
+def test_a_number_or_a_yes_no_of_another_json_type_is_a_422(client: TestClient, path: str, body: dict[str, Any],
+                                                            loc: list[str]) -> None:
+    customer_id = register(client)
+
+    detail = command(client, f"/customers/{customer_id}/{path}", MANAGER if path == "follow-ups" else OPERATIONS,
+                     body, status=422)["detail"]
+
+    assert [error["loc"] for error in detail] == [loc]
+
+
+def test_a_visits_duration_given_as_a_string_is_a_422(client: TestClient) -> None:
+    customer_id = register(client)
+    visit_id = command(client, "/visits", MANAGER, plan_visit_body(customer_id), status=201)["aggregate_id"]
+
+    detail = command(client, f"/visits/{visit_id}/conduct", MANAGER,
+                     {"outcome": "interested", "duration_seconds": "2700"}, status=422)["detail"]
+
+    assert [(error["loc"], error["type"]) for error in detail] == [(["body", "duration_seconds"], "int_type")]
+
+
 def test_returned_documents_need_a_reason_and_can_be_resubmitted(client: TestClient) -> None:
     customer_id = qualified_customer(client)
     application = {"account_type": "corporate_current", "documents": ["business licence"]}
