@@ -812,6 +812,34 @@ def test_repeating_a_command_with_its_idempotency_key_has_no_second_effect(clien
     assert log_position(client) == position
 
 
+def test_a_replay_answers_the_first_version_position_and_etag_after_later_writes(client: TestClient) -> None:
+    customer_id = register(client)  # version 1
+    key = {**bearer(client, MANAGER), "Idempotency-Key": "kk1"}
+    body = {"group": "needs", "facts": {"payroll": True}}
+    first = client.post(f"/customers/{customer_id}/facts", json=body, headers=key)
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"fx": True}})
+
+    again = client.post(f"/customers/{customer_id}/facts", json=body, headers=key)
+
+    assert (first.status_code, first.json()["version"], first.headers["ETag"]) == (200, 2, '"2"')
+    assert (again.status_code, again.headers["ETag"]) == (200, '"2"')
+    assert again.json() == {**first.json(), "replayed": True}
+
+
+def test_a_replayed_registration_answers_its_first_status_body_location_and_etag(client: TestClient) -> None:
+    key = {**bearer(client, MANAGER), "Idempotency-Key": "onboarding-form-8814"}
+    first = client.post("/customers", json=customer_body(), headers=key)
+    customer_id = first.json()["aggregate_id"]
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"payroll": True}})
+
+    again = client.post("/customers", json=customer_body(), headers=key)
+
+    assert (first.status_code, first.json()["version"], first.headers["ETag"]) == (201, 1, '"1"')
+    assert (again.status_code, again.headers["ETag"], again.headers["Location"]) == (
+        201, '"1"', first.headers["Location"])
+    assert again.json() == {**first.json(), "replayed": True}
+
+
 def test_an_idempotency_key_reused_with_another_body_is_a_422_and_writes_nothing(client: TestClient) -> None:
     customer_id = register(client)
     key = {"Idempotency-Key": "follow-up-call-18"}
