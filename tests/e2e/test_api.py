@@ -865,6 +865,43 @@ def test_the_same_body_written_differently_is_the_same_request(client: TestClien
     assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
 
 
+@pytest.mark.parametrize("written", ["1.0", "1e0", "10E-1"])
+def test_a_number_written_another_way_is_the_same_request(client: TestClient, written: str) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "form-8815", "Content-Type": "application/json"}
+    first = client.post(f"/customers/{customer_id}/facts", content='{"group": "needs", "facts": {"n": 1}}',
+                        headers={**bearer(client, MANAGER), **key})
+    position = log_position(client)
+    again = client.post(f"/customers/{customer_id}/facts", content=f'{{"group": "needs", "facts": {{"n": {written}}}}}',
+                        headers={**bearer(client, MANAGER), **key})
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == {**first.json(), "replayed": True}
+    assert log_position(client) == position
+
+
+def test_another_number_is_another_request(client: TestClient) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "form-8816"}
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1}}, **key)
+
+    refused = command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1.5}},
+                      status=422, **key)
+
+    assert refused["code"] == "idempotency_key_reused"
+
+
+def test_an_empty_idempotency_key_is_a_422_naming_the_header_and_writes_nothing(client: TestClient) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    detail = command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1}},
+                     status=422, **{"Idempotency-Key": ""})["detail"]
+
+    assert [error["loc"] for error in detail] == [["header", "idempotency-key"]]
+    assert log_position(client) == position
+
+
 def test_an_idempotency_key_reused_for_another_command_is_a_422(client: TestClient) -> None:
     customer_id = register(client)
     command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"payroll": True}},
