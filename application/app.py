@@ -37,7 +37,7 @@ from application.identity import hash_token, new_token
 from domain import screening
 from domain.base import Context, DomainError, TuohuAggregate
 from domain.contract import Contract
-from domain.customer import Customer
+from domain.customer import Customer, Successor
 from domain.proposal import Proposal
 from domain.receipt import CommandReceipt, receipt_id
 from domain.risk import RiskCase
@@ -314,9 +314,19 @@ class TuohuApplication(Application[UUID]):
 
     def reassign_manager(self, ctx: Context, customer_id: UUID, *, manager_id: str, reason: str | None,
                          expected_version: int | None = None) -> CommandResult:
-        """Hand the customer to another manager (§3)."""
+        """Hand the customer to another manager (§3): an active customer manager user of its branch."""
+        successor = self._successor(manager_id)
         return self._act(ctx, "reassign_manager", Customer, customer_id,
-                         lambda c: c.reassign_manager(ctx, manager_id=manager_id, reason=reason), expected_version)
+                         lambda c: c.reassign_manager(ctx, manager_id=manager_id, successor=successor, reason=reason),
+                         expected_version)
+
+    def _successor(self, name: str) -> Successor | None:
+        """The user ``name`` as the directory knows them, or None when no user has that name."""
+        try:
+            user = self.load(User, user_id(name.strip() if isinstance(name, str) else str(name)))
+        except NotFound:
+            return None
+        return Successor(name=user.name, role=user.role, branch=user.branch, active=user.active)
 
     def mark_key_customer(self, ctx: Context, customer_id: UUID, *, reason: str | None,
                           expected_version: int | None = None) -> CommandResult:

@@ -514,6 +514,35 @@ def test_an_account_holder_is_followed_up_and_handed_to_another_manager(client: 
     assert [row["id"] for row in get(client, "/customers?manager_id=mgr-qian")["data"]] == [customer_id]
 
 
+@pytest.mark.parametrize(("manager_id", "why"), [
+    ("ghost-user", "no user is named 'ghost-user'"),
+    ("mgr-zhou", "works for branch 'beijing-chaoyang'"),  # a customer manager of another branch
+    ("rev-wang", "is a reviewer, not a customer manager"),
+], ids=["no-such-user", "another-branch", "another-role"])
+def test_a_customer_is_handed_only_to_an_active_customer_manager_of_its_branch(client: TestClient, manager_id: str,
+                                                                               why: str) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    refused = command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+                      {"manager_id": manager_id, "reason": "moved"}, status=409)
+
+    assert refused["code"] == "manager_not_eligible"
+    assert why in refused["detail"]
+    assert log_position(client) == position
+    assert get(client, f"/customers/{customer_id}")["manager_id"] == MANAGER
+
+
+def test_a_customer_is_not_handed_to_a_revoked_customer_manager(client: TestClient) -> None:
+    customer_id = register(client)
+    command(client, "/users/mgr-qian/revoke", "admin-root", {"reason": "left the bank"})
+
+    refused = command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+                      {"manager_id": "mgr-qian", "reason": "moved"}, status=409)
+
+    assert refused["code"] == "manager_not_eligible"
+
+
 def test_a_team_member_is_trained_rewarded_and_then_leaves(client: TestClient) -> None:
     response = client.post("/staff", json={"staff_code": "mgr-li", "display_name": "Li Na", "role": "customer_manager",
                                            "branch": "shanghai-pudong"}, headers=bearer(client, BRANCH_HEAD))
