@@ -48,7 +48,8 @@ def encode_cursor(key: Sequence[Any]) -> str:
 
 def decode_cursor(cursor: str | None, kinds: Sequence[str]) -> tuple[Any, ...] | None:
     """The sort key in ``cursor`` (None for none), checked against ``kinds`` (``time``, ``text``,
-    ``level``: a risk level or null); a malformed one raises :class:`ReportError` for ``cursor``."""
+    ``position``: an event's, ``level``: a risk level or null); a malformed one raises
+    :class:`ReportError` for ``cursor``."""
     if cursor is None:
         return None
     try:
@@ -62,6 +63,10 @@ def decode_cursor(cursor: str | None, kinds: Sequence[str]) -> tuple[Any, ...] |
                 if when.tzinfo is None:
                     raise ValueError("time without zone")
                 key.append(when)
+            elif kind == "position":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError("not a position")
+                key.append(value)
             elif kind == "level":
                 if value not in queries.RISK_LEVELS:
                     raise ValueError("not a risk level")
