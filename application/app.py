@@ -11,7 +11,8 @@ Errors raised (besides the domain's own :class:`domain.DomainError`):
 - :class:`ConcurrentUpdate` when another writer saved first.
 
 A command whose ``Context.command_id`` was already applied by the same actor
-has no second effect: the result of the first application is returned with
+has no second effect: the result of the first application (the version and
+position it answered then, whatever was saved since) is returned with
 ``replayed=True``. The same id for another command, or for the same command
 with another request (``Context.request_hash``), raises
 :class:`domain.receipt.IdempotencyKeyReused`.
@@ -36,7 +37,7 @@ from application.identity import hash_token, new_token
 from domain import screening
 from domain.base import Context, DomainError, TuohuAggregate
 from domain.contract import Contract
-from domain.customer import Customer
+from domain.customer import Customer, Successor
 from domain.proposal import Proposal
 from domain.receipt import CommandReceipt, receipt_id
 from domain.risk import RiskCase
@@ -197,8 +198,16 @@ class TuohuApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
         receipt.check_repeat(ctx, command_name)
-        target = self.repository.get(receipt.aggregate_id)
-        return CommandResult(receipt.aggregate_id, target.version, self.position(), replayed=True)
+        return self._first_result(receipt)
+
+    def _first_result(self, receipt: CommandReceipt) -> CommandResult:
+        """What the receipt's command answered when it was applied: the aggregate's version and the log position
+        it saved (the receipt is saved last, with the command's events, so its position is the command's and
+        the aggregate's version is that of its last event before it)."""
+        positions = self.chain.storage.positions  # type: ignore[attr-defined]
+        position = min(positions(receipt.id).values())
+        version = max(version for version, at in positions(receipt.aggregate_id).items() if at < position)
+        return CommandResult(receipt.aggregate_id, version, position, replayed=True)
 
     def _save(self, ctx: Context, command_name: str, *aggregates: TuohuAggregate) -> CommandResult:
         objs: list[TuohuAggregate] = list(aggregates)
@@ -305,9 +314,19 @@ class TuohuApplication(Application[UUID]):
 
     def reassign_manager(self, ctx: Context, customer_id: UUID, *, manager_id: str, reason: str | None,
                          expected_version: int | None = None) -> CommandResult:
-        """Hand the customer to another manager (§3)."""
+        """Hand the customer to another manager (§3): an active customer manager user of its branch."""
+        successor = self._successor(manager_id)
         return self._act(ctx, "reassign_manager", Customer, customer_id,
-                         lambda c: c.reassign_manager(ctx, manager_id=manager_id, reason=reason), expected_version)
+                         lambda c: c.reassign_manager(ctx, manager_id=manager_id, successor=successor, reason=reason),
+                         expected_version)
+
+    def _successor(self, name: str) -> Successor | None:
+        """The user ``name`` as the directory knows them, or None when no user has that name."""
+        try:
+            user = self.load(User, user_id(name.strip() if isinstance(name, str) else str(name)))
+        except NotFound:
+            return None
+        return Successor(name=user.name, role=user.role, branch=user.branch, active=user.active)
 
     def mark_key_customer(self, ctx: Context, customer_id: UUID, *, reason: str | None,
                           expected_version: int | None = None) -> CommandResult:

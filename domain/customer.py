@@ -13,6 +13,7 @@ Monetary amounts are ``decimal.Decimal`` in major units of ``currency`` (ISO 421
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -66,6 +67,24 @@ class CustomerNotScreened(DomainError):
     """A manual review needs the automated screening first (measures §2.2, steps in order)."""
 
     code = "customer_not_screened"
+
+
+class ManagerNotEligible(DomainError):
+    """A customer may be handed only to an active customer manager of its branch (measures §3): not to a name
+    no user has, a revoked user, another role, or a customer manager of another branch."""
+
+    code = "manager_not_eligible"
+
+
+@dataclass(frozen=True)
+class Successor:
+    """The person a customer is to be handed to, as the user directory knows them: their role, their branch
+    (None for a customer manager who works bank-wide) and whether they are active."""
+
+    name: str
+    role: str
+    branch: str | None
+    active: bool
 
 
 class ProcessingIsRestricted(DomainError):
@@ -408,15 +427,33 @@ class Customer(TuohuAggregate):
             raise InvalidValue("products", "at least one product is required")
         self._record(self.ProductsSigned, ctx, products=[require_text(p, "products") for p in products])
 
-    def reassign_manager(self, ctx: Context, *, manager_id: str, reason: str | None) -> None:
-        """Hand the customer to another manager, with the reason (§3)."""
+    def reassign_manager(self, ctx: Context, *, manager_id: str, successor: Successor | None,
+                         reason: str | None) -> None:
+        """Hand the customer to another manager, with the reason (§3). ``successor`` is the user named
+        ``manager_id`` (None when no user has that name).
+
+        Raises :class:`ManagerNotEligible` unless they are an active customer manager of the customer's
+        branch (or one without a branch, who works bank-wide, as at registration).
+        """
         manager_id = require_text(manager_id, "manager_id")
         if manager_id == self.manager_id:
             raise InvalidValue("manager_id", f"{manager_id!r} already manages this customer")
+        self._check_eligible_manager(manager_id, successor)
         self._record(
             self.ManagerReassigned, ctx, reason=require_reason(reason, "reassign a customer"),
             previous_manager_id=self.manager_id, manager_id=manager_id,
         )
+
+    def _check_eligible_manager(self, manager_id: str, successor: Successor | None) -> None:
+        refused = "the customer can be handed only to an active customer manager of branch " + repr(self.branch)
+        if successor is None or successor.name != manager_id:
+            raise ManagerNotEligible(f"no user is named {manager_id!r}; {refused}")
+        if not successor.active:
+            raise ManagerNotEligible(f"{manager_id!r} is no longer an active user; {refused}")
+        if successor.role != "customer_manager":
+            raise ManagerNotEligible(f"{manager_id!r} is a {successor.role}, not a customer manager; {refused}")
+        if successor.branch is not None and successor.branch != self.branch:
+            raise ManagerNotEligible(f"{manager_id!r} works for branch {successor.branch!r}; {refused}")
 
     def mark_key_customer(self, ctx: Context, *, reason: str | None) -> None:
         """Mark as a key customer (§2.3), with the reason."""

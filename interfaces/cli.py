@@ -305,7 +305,8 @@ def report_risk_register(limit: PageLimit = None, cursor: PageCursor = None, as_
 def report_evaluation(
     period: Annotated[str, typer.Option(help="2009-05, 2009-Q3, 2009-H1 or 2009")],
     unit_type: Annotated[str, typer.Option(help="bank, branch, team or person")] = "bank",
-    unit_id: Annotated[str, typer.Option(help="the unit's id (bank for the bank)")] = "bank",
+    unit_id: Annotated[Optional[str], typer.Option(
+        help="the branch, team or person (user name); required unless --unit-type is bank")] = None,
     as_of: Annotated[Optional[datetime], typer.Option(
         "--as-of", help="build from the events recorded up to this time (UTC): what tuohu knew then")] = None,
     effective_as_of: Annotated[Optional[datetime], typer.Option(

@@ -215,39 +215,51 @@ def actor(
     start: Annotated[Optional[datetime], typer.Option("--from", help="from (UTC, business time), inclusive")] = None,
     end: Annotated[Optional[datetime], typer.Option("--to", help="to (UTC, business time), exclusive")] = None,
     decisions: Annotated[bool, typer.Option("--decisions", help="only decisions")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="rows per page (1000 by default, at most 10000, as over "
+                                                      "the API)")] = None,
+    cursor: Annotated[Optional[str], typer.Option(help="the next cursor printed under the previous page")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="rows to skip (after --cursor)")] = 0,
     as_json: AsJson = False,
 ) -> None:
-    """Every event — or every decision — by one actor in a period (from the actor trail read model)."""
-    from projections.actors import period_range, trail
+    """Every event — or every decision — by one actor in a period (from the actor trail read model), one page."""
+    from interfaces import reports
+    from projections.actors import TRAIL_LIMIT, TRAIL_MAX_LIMIT, period_range, trail
 
+    limit = TRAIL_LIMIT if limit is None else limit
+    if not 1 <= limit <= TRAIL_MAX_LIMIT:
+        raise _fail(f"--limit must be from 1 to {TRAIL_MAX_LIMIT}")
     if period is not None:
         try:
             start, end = period_range(period)
         except ValueError as exc:
             raise _fail(str(exc)) from None
+    try:
+        after = reports.decode_cursor(cursor, ("time", "position"))
+    except reports.ReportError as exc:
+        raise _fail(str(exc)) from None
     settings, application = _app()
     try:
         read_models = _read_models(application, settings)
         with read_models.reading("actors") as (conn, tables):
             data = trail(conn, tables, actor_id, start=_utc(start), end=_utc(end), decisions_only=decisions,
-                         limit=limit, offset=offset)
+                         limit=limit, offset=offset, after=after)  # type: ignore[arg-type]
         read_models.close()
     finally:
         application.close()
+    data["next"] = reports.encode_cursor(data["next"]) if data["next"] is not None else None
     if as_json:
         _print_json({"actor_id": actor_id, "from": _utc(start), "to": _utc(end), "decisions_only": decisions, **data})
         return
     # Plain lines, not a table: an auditor's quarter can hold thousands of rows.
-    shown = f" (rows {offset + 1}-{offset + len(data['rows'])}; --offset for more)" if data["total"] > len(
-        data["rows"]) else ""
+    shown = f" ({len(data['rows'])} shown)" if data["total"] > len(data["rows"]) else ""
     typer.echo(f"{actor_id}: {data['total']} {'decisions' if decisions else 'events'}"
                + (f" in {period}" if period else "") + shown)
     typer.echo("occurred (UTC)             position  role  aggregate  event  decision  reason")
     for r in data["rows"]:
         typer.echo(f"{r['occurred_at'].isoformat()}  {r['position']:>8}  {r['actor_role']}  {r['aggregate_type']} "
                    f"{r['aggregate_id']}  {r['event_type']}  {_show(r['decision'])}  {_show(r['reason'])}")
+    if data["next"] is not None:
+        typer.echo(f"next page: --cursor {data['next']}")
 
 
 # --------------------------------------------------------------------------

@@ -71,7 +71,8 @@ from application.app import TuohuApplication, screening_inputs
 from domain import screening
 from domain.base import Context, TuohuAggregate
 from domain.contract import Contract, ContractSigningBlockedByRisk
-from domain.customer import ACCOUNT_OPENED, APPLIED, DOCUMENTS_ACCEPTED, DOCUMENTS_RETURNED, QUALIFIED, Customer
+from domain.customer import (ACCOUNT_OPENED, APPLIED, DOCUMENTS_ACCEPTED, DOCUMENTS_RETURNED, QUALIFIED, Customer,
+                             Successor)
 from domain.proposal import OPEN as PROPOSAL_OPEN
 from domain.proposal import Proposal
 from domain.risk import RiskCase, assess_level, is_beyond
@@ -452,6 +453,10 @@ class _Member:
     @property
     def active(self) -> bool:
         return self.staff is not None and self.staff.active
+
+    def as_successor(self) -> Successor:
+        """This member as a customer's new manager (the demo's staff code is the user name)."""
+        return Successor(name=self.code, role=self.role, branch=self.branch, active=self.active)
 
 
 class _Journey:
@@ -975,7 +980,7 @@ class DemoGenerator:
         for journey in list(self.active.values()):
             customer = journey.customer
             if customer is not None and customer.manager_id == leaver.code:
-                customer.reassign_manager(ctx, manager_id=successor.code,
+                customer.reassign_manager(ctx, manager_id=successor.code, successor=successor.as_successor(),
                                           reason=f"customer manager {leaver.code} left the bank; portfolio handed over")
                 self._touch(customer)
         leaver.staff.leave(ctx, reason=f"resigned; portfolio handed over to {successor.code}")
@@ -1448,7 +1453,7 @@ class DemoGenerator:
                                   "customer asked for a manager who speaks Cantonese"
                                   if j.kind == "retail" else "group companies consolidated under one manager"))
         customer.reassign_manager(self._ctx(self.heads[j.branch].code, "branch_head", when, j.cause),
-                                  manager_id=successor.code, reason=reason)
+                                  manager_id=successor.code, successor=successor.as_successor(), reason=reason)
         self._touch(customer)
 
     # ------------------------------------------------------------------ visits (§2.3)

@@ -48,7 +48,8 @@ def encode_cursor(key: Sequence[Any]) -> str:
 
 def decode_cursor(cursor: str | None, kinds: Sequence[str]) -> tuple[Any, ...] | None:
     """The sort key in ``cursor`` (None for none), checked against ``kinds`` (``time``, ``text``,
-    ``level``: a risk level or null); a malformed one raises :class:`ReportError` for ``cursor``."""
+    ``position``: an event's, ``level``: a risk level or null); a malformed one raises
+    :class:`ReportError` for ``cursor``."""
     if cursor is None:
         return None
     try:
@@ -62,6 +63,10 @@ def decode_cursor(cursor: str | None, kinds: Sequence[str]) -> tuple[Any, ...] |
                 if when.tzinfo is None:
                     raise ValueError("time without zone")
                 key.append(when)
+            elif kind == "position":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError("not a position")
+                key.append(value)
             elif kind == "level":
                 if value not in queries.RISK_LEVELS:
                     raise ValueError("not a risk level")
@@ -236,15 +241,31 @@ def _last_recorded_by(rm: ReadModels, moment: datetime, head: int) -> int:
     return found
 
 
-def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: str = "bank", *,
+def evaluation_unit(unit_type: str, unit_id: str | None) -> str:
+    """The unit id of the evaluation asked for: ``bank`` for the bank (the only id it takes); a branch, team
+    or person must be named. Raises :class:`ReportError` for ``unit_id``."""
+    if unit_type == "bank":
+        if unit_id not in (None, "", "bank"):
+            raise ReportError("unit_id", f"the bank is one unit, with the id bank; got {unit_id!r}")
+        return "bank"
+    if unit_id is None or not unit_id.strip():
+        raise ReportError("unit_id", f"name the {unit_type} to evaluate (unit_type={unit_type} needs its unit_id)")
+    return unit_id
+
+
+def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: str | None = None, *,
                as_of: datetime | None = None, effective_as_of: datetime | None = None) -> dict[str, Any]:
     """The evaluation of one period and organisation unit against its targets (measures §5).
 
-    ``as_of`` rebuilds from the events recorded up to that time (what tuohu knew
-    then); ``effective_as_of`` from the events that occurred (business time) up to
-    it. Both use scratch tables and leave the live ones untouched.
+    ``unit_id`` names the branch, team or person (see :func:`evaluation_unit`); a unit
+    that recorded nothing in the period answers zeros and no targets, whether or not
+    anyone knows it. ``as_of`` rebuilds from the events recorded up to that time (what
+    tuohu knew then); ``effective_as_of`` from the events that occurred (business
+    time) up to it. Both use scratch tables and leave the live ones untouched.
     """
     from projections import evaluation as ev
+
+    unit_id = evaluation_unit(unit_type, unit_id)
 
     try:
         ev.parse_period(period)

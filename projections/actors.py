@@ -26,7 +26,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Text, func, select
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Text, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from application.privacy import ERASED, personal_fields
@@ -181,11 +181,21 @@ def period_range(period: str) -> tuple[datetime, datetime]:
 
 
 
-def trail(conn: Connection, t: Tables, actor_id: str, *, start: datetime | None = None, end: datetime | None = None,
-          decisions_only: bool = False, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
-    """Events by ``actor_id`` that occurred (business time, UTC) in ``[start, end)``, oldest first.
+TRAIL_LIMIT = 1000
+"""Rows per page of an actor trail when the caller names no ``limit`` (the route's and the CLI's)."""
+TRAIL_MAX_LIMIT = 10_000
+"""The most rows one page of an actor trail holds (the route's and the CLI's)."""
 
-    Returns ``{"total": n, "rows": [...]}``; ``decisions_only`` keeps the decisions.
+
+def trail(conn: Connection, t: Tables, actor_id: str, *, start: datetime | None = None, end: datetime | None = None,
+          decisions_only: bool = False, limit: int = TRAIL_LIMIT, offset: int = 0,
+          after: tuple[datetime, int] | None = None) -> dict[str, Any]:
+    """Events by ``actor_id`` that occurred (business time, UTC) in ``[start, end)``, oldest first
+    (by business time, then position).
+
+    Returns one page, ``{"total": rows in all, "limit", "next": (occurred_at, position) of the page's last
+    row or None on the last page, "rows": [...]}``: the rows after ``after`` (the ``next`` of the previous
+    page), skipping ``offset`` more. ``decisions_only`` keeps the decisions.
     """
     a = t.actors.c
     where = [a.actor_id == actor_id]
@@ -196,11 +206,17 @@ def trail(conn: Connection, t: Tables, actor_id: str, *, start: datetime | None 
     if decisions_only:
         where.append(a.is_decision.is_(True))
     total = conn.execute(select(func.count()).select_from(t.actors).where(*where)).scalar_one()
+    if after is not None:
+        where.append(or_(a.occurred_at > after[0], and_(a.occurred_at == after[0], a.position > after[1])))
     query = (select(t.actors, t.actor_reasons.c.reason, t.actor_owners.c.customer_id)
              .select_from(t.actors.outerjoin(t.actor_reasons, t.actor_reasons.c.position == a.position)
                           .outerjoin(t.actor_owners, t.actor_owners.c.aggregate_id == a.aggregate_id))
-             .where(*where).order_by(a.occurred_at, a.position).limit(limit).offset(offset))
-    return {"total": int(total), "rows": [_clean(dict(r)) for r in conn.execute(query).mappings()]}
+             .where(*where).order_by(a.occurred_at, a.position).limit(limit + 1).offset(offset))
+    rows = [_clean(dict(r)) for r in conn.execute(query).mappings()]
+    shown = rows[:limit]
+    more = len(rows) > limit and bool(shown)
+    return {"total": int(total), "limit": limit,
+            "next": (shown[-1]["occurred_at"], shown[-1]["position"]) if more else None, "rows": shown}
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Header, HTTPException, Query, Request, Response
@@ -80,10 +80,24 @@ def get_read_models(
     return read_models
 
 
+def _by_value(value: Any) -> Any:
+    """``value`` with every whole number written alike: JSON has one kind of number, so ``1``, ``1.0`` and
+    ``1e0`` are the same value (as they are to the routes, which read them with the same result)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _by_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    return value
+
+
 def request_digest(method: str, path: str, body: bytes) -> str:
-    """SHA-256 of the method, the path and the body (JSON compared by value, not by layout)."""
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """SHA-256 of the method, the path and the body, JSON compared by value: not by layout, key order,
+    escapes or the way a number is written (``1`` and ``1.0`` are equal, ``1.5`` and ``1.50`` too)."""
+    try:  # "surrogatepass": a lone surrogate is refused by validation, not by the digest
+        canonical = json.dumps(_by_value(json.loads(body)), sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False).encode("utf-8", "surrogatepass")
     except (ValueError, UnicodeDecodeError):
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()

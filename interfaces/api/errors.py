@@ -13,7 +13,13 @@ request validation (pydantic)      422     FastAPI's ``{"detail": [{"loc", "msg"
 ``application.ConcurrentUpdate``   409     ``{"code": "concurrent_update", "detail"}``
 other ``domain.base.DomainError``  409     ``{"code": <the rule's code>, "detail"}``
 ``projections.ProjectionFailed``   503     ``{"code": "read_model_stopped", "detail"}``
+no such route / method             404     ``{"code": "not_found", "detail"}``; 405 ``method_not_allowed`` + ``Allow``
+any other error                    500     ``{"code": "internal_error", "detail"}`` (the cause goes to the log)
 =================================  ======  ==============================================
+
+Every body is JSON, whatever the client sent: text that cannot be written as
+UTF-8 (a lone UTF-16 surrogate, ``\\ud800``) is echoed with the surrogate
+escaped, and NaN or infinity as a string.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from application import ConcurrentUpdate, NotFound, VersionMismatch
 from application.access import AccessDenied, Unauthenticated
@@ -36,24 +44,68 @@ from projections import ProjectionFailed
 logger = logging.getLogger("tuohu.api")
 
 
-def _body(error: DomainError, status: int, **extra: object) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"code": error.code, "detail": error.detail, **extra})
+HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              413: "request_too_large", 415: "unsupported_media_type", 503: "unavailable"}
+"""The ``code`` of an HTTP error raised without one (by the framework, or a route's guard)."""
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities written as strings (JSON has no such numbers)."""
+def _json_safe(value: Any) -> Any:
+    """``value`` as JSON can carry it: NaN and infinities as strings (JSON has no such numbers), lone
+    UTF-16 surrogates in text (and in keys) escaped as ``\\udXXX`` (UTF-8 cannot encode them)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
     return value
 
 
+def _json(status: int, content: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=_json_safe(content), headers=headers)
+
+
+def _body(error: DomainError, status: int, **extra: object) -> JSONResponse:
+    return _json(status, {"code": error.code, "detail": error.detail, **extra})
+
+
 def request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-    """422: FastAPI's own answer, safe to encode when the client sent NaN or Infinity."""
-    return JSONResponse(status_code=422, content={"detail": _finite(jsonable_encoder(error.errors()))})
+    """422: FastAPI's own answer, safe to encode whatever input it echoes (NaN, lone surrogates)."""
+    return _json(422, {"detail": jsonable_encoder(error.errors())})
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route takes at the request's path (the framework names only the first route's)."""
+    methods = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in request.app.router.routes)]
+    return ", ".join(methods) if methods else None
+
+
+def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """The framework's HTTP errors (no such route, method not allowed, ...) with a ``code`` like every other
+    error; a list of field errors keeps FastAPI's 422 shape, a body with its own ``code`` is sent as it is."""
+    detail = error.detail
+    if isinstance(detail, dict) and "code" in detail:
+        content: Any = detail
+    elif isinstance(detail, list):
+        content = {"detail": detail}
+    else:
+        content = {"code": HTTP_CODES.get(error.status_code, "http_error"), "detail": str(detail)}
+    headers = dict(getattr(error, "headers", None) or {})
+    if error.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
+    return _json(error.status_code, content, headers=headers or None)
+
+
+def internal_error(_: Request, error: Exception) -> JSONResponse:
+    """500: a fault of tuohu's, never the client's; the cause goes to the server log, not to the client."""
+    logger.error("unhandled error", exc_info=error)
+    return _json(500, {"code": "internal_error", "detail": "tuohu failed to answer this request; the fault is "
+                                                            "logged on the server"})
 
 
 def invalid_value(_: Request, error: InvalidValue) -> JSONResponse:
@@ -98,21 +150,22 @@ def domain_error(_: Request, error: DomainError) -> JSONResponse:
 def projection_failed(_: Request, error: ProjectionFailed) -> JSONResponse:
     """503: the read model stopped at an event it could not apply; details are in the server log."""
     logger.error("read model unavailable: %s", error)
-    return JSONResponse(status_code=503, content={
+    return _json(503, {
         "code": "read_model_stopped",
         "detail": f"the read model {error.projection} stopped at event position {error.position}; try again later",
     })
 
 
 def read_model_behind(_: Request, error: Exception) -> JSONResponse:
-    return JSONResponse(status_code=503, headers={"Retry-After": "1"},
-                        content={"code": getattr(error, "code", "read_model_behind"),
-                                 "detail": getattr(error, "detail", str(error))})
+    return _json(503, {"code": getattr(error, "code", "read_model_behind"),
+                       "detail": getattr(error, "detail", str(error))}, headers={"Retry-After": "1"})
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers (the most specific error class wins)."""
     app.add_exception_handler(RequestValidationError, request_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(InvalidValue, invalid_value)  # type: ignore[arg-type]
     app.add_exception_handler(Unauthenticated, unauthenticated)  # type: ignore[arg-type]
     app.add_exception_handler(AccessDenied, access_denied)  # type: ignore[arg-type]

@@ -6,11 +6,15 @@ a value the schema accepts may still be refused there, with 422
 
 Conventions:
 
+- a whole number (a score, a count of seconds) is a JSON number: ``true`` or
+  ``"80"`` is a 422 ``int_type``, ``80.0`` is 80; a yes/no is a JSON boolean;
 - money is ``Decimal`` in major units of an ISO 4217 ``currency``; it is read
   from a JSON number or string and written as a JSON string (no float rounding);
 - request datetimes must carry a UTC offset; response datetimes are ISO 8601 in
   UTC with the offset written out (``2025-03-01T01:00:00+00:00``);
-- request bodies refuse unknown fields, NUL characters and non-finite numbers;
+- request bodies refuse unknown fields, NUL characters, lone UTF-16 surrogates
+  (``"\\ud800"``: not a character, so not text UTF-8 can store; 422 ``invalid_text``)
+  and non-finite numbers;
   fields the read models index are no longer than their columns (so a value
   PostgreSQL would refuse can never stop a projection).
 """
@@ -18,6 +22,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -27,12 +32,15 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain import contract as contract_rules
 from domain import customer as customer_rules
@@ -82,6 +90,17 @@ Number = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_pl
 """A decimal measure (hours, weights, readings, target values): up to 28 digits, 10 of them decimals,
 so that sums stay exact within Python's default decimal precision."""
 
+def _json_number(value: Any) -> Any:
+    """Refuse what lax validation would turn into a number: a boolean (``true`` is not 1) or a string."""
+    if isinstance(value, (bool, str)):
+        raise PydanticCustomError("int_type", "Input should be a whole number written as a JSON number, not {kind}",
+                                  {"kind": "a boolean" if isinstance(value, bool) else "a string"})
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_number)]
+"""A whole number sent as a JSON number (``80`` or ``80.0``; never ``true`` or ``"80"``)."""
+
 CustomerKind = Literal[customer_rules.KINDS]  # type: ignore[valid-type]
 AcquisitionChannel = Literal[customer_rules.CHANNELS]  # type: ignore[valid-type]
 FactGroup = Literal[customer_rules.FACT_GROUPS]  # type: ignore[valid-type]
@@ -121,12 +140,20 @@ Indicator = Literal[tuple(team_rules.INDICATORS)]  # type: ignore[valid-type]
 Year = Annotated[str, Field(pattern=r"^\d{4}$", examples=["2025"])]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate left alone in a decoded string (JSON's ``"\\ud800"``): it is not a character."""
+
+
 def _check_json(value: Any, where: str = "") -> None:
-    """Refuse NUL characters (no read-model database can store them) and NaN / infinity."""
+    """Refuse NUL characters (no read-model database can store them), lone UTF-16 surrogates
+    (``invalid_text``: no UTF-8 encoder can write them) and NaN / infinity."""
     prefix = f"{where}: " if where else ""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{prefix}must not contain NUL characters")
+        if _LONE_SURROGATE.search(value):
+            raise PydanticCustomError("invalid_text", "{where}must be Unicode text: a lone UTF-16 surrogate "
+                                      "(\\ud800-\\udfff without its pair) is not a character", {"where": prefix})
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{prefix}must be a finite number, not NaN or Infinity")
@@ -269,7 +296,7 @@ class DocumentReviewCreate(ApiCreate):
 
     model_config = example({"accepted": False, "return_reasons": ["licence copy is not certified"]})
 
-    accepted: bool
+    accepted: StrictBool
     return_reasons: list[str] = []
 
 
@@ -303,7 +330,7 @@ class FollowUpCreate(ApiCreate):
 
     model_config = example({"satisfaction": 5, "feedback": "account opening was smooth"})
 
-    satisfaction: int = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
+    satisfaction: WholeNumber = Field(description="1 (very unsatisfied) to 5 (very satisfied)")
     feedback: str = ""
 
 
@@ -347,7 +374,7 @@ class AccountApplicationPublic(PublicModel):
 
 
 class DocumentReviewPublic(PublicModel):
-    accepted: bool
+    accepted: StrictBool
     return_reasons: list[str]
 
 
@@ -472,7 +499,7 @@ class VisitConductCreate(ApiCreate):
     outcome: str
     needs_learned: str = ""
     next_steps: str = ""
-    duration_seconds: int | None = None
+    duration_seconds: WholeNumber | None = None
 
 
 class VisitFeedbackCreate(ApiCreate):
@@ -680,7 +707,7 @@ class RiskAssessmentCreate(ApiCreate):
         "reason": "bureau shows two recent defaults",
     })
 
-    indicator_scores: dict[str, int] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
+    indicator_scores: dict[str, WholeNumber] = Field(examples=[{"default_probability": 85, "sector_outlook": 40}])
     reason: str | None = None
 
 

@@ -101,8 +101,10 @@ def _check_subject(application: TuohuApplication, principal: Principal, subject:
             return  # the route answers 422 naming the field
         check_registration(principal, customer.manager_id, customer.branch)
     elif subject.kind == "unit":
-        check_unit(principal, request.query_params.get("unit_type", "bank"),
-                   request.query_params.get("unit_id", "bank"))
+        unit_type = request.query_params.get("unit_type", "bank")
+        unit_id = request.query_params.get("unit_id") or ("bank" if unit_type == "bank" else None)
+        if unit_id is not None:  # a branch, team or person not named: the route answers 422 naming unit_id
+            check_unit(principal, unit_type, unit_id)
     elif subject.kind == "risk_subject":
         kind, aggregate_id = fields.get("subject_type"), _uuid(fields.get("subject_id"))
         if kind in ("customer", "contract") and aggregate_id is not None:

@@ -6,6 +6,7 @@ assessment rule, funnel definition), never from the program's own output.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -228,19 +229,17 @@ def test_the_funnel_counts_each_customer_at_every_stage_it_reached(client: TestC
 # --------------------------------------------------------------------------
 
 
-def test_a_customer_cannot_be_reviewed_by_its_own_manager(client: TestClient) -> None:
+def test_a_reviewer_never_becomes_the_manager_of_a_customer_and_so_reviews_it_as_a_checker(client: TestClient) -> None:
     customer_id = register(client)
     screen(client, customer_id)
-    # the branch head hands the customer to a reviewer, who then may not review it
-    command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
-            {"manager_id": REVIEWER, "reason": "rev-wang takes over the relationship"})
 
-    refused = command(client, f"/customers/{customer_id}/review", REVIEWER,
-                      {"decision": "qualified", "reason": "looks fine"}, status=409)
+    refused = command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+                      {"manager_id": REVIEWER, "reason": "rev-wang takes over the relationship"}, status=409)
+    command(client, f"/customers/{customer_id}/review", REVIEWER, {"decision": "qualified", "reason": "verified"})
 
-    assert refused["code"] == "reviewer_is_customer_manager"
-    assert "rev-wang" in refused["detail"]
-    assert get(client, f"/customers/{customer_id}")["stage"] == "screened"
+    assert refused["code"] == "manager_not_eligible"  # the reviewer-is-manager rule itself: tests/unit/test_customer.py
+    customer = get(client, f"/customers/{customer_id}")
+    assert (customer["manager_id"], customer["stage"]) == (MANAGER, "qualified")
 
 
 def test_a_customer_manager_may_not_review_customers(client: TestClient) -> None:
@@ -426,6 +425,59 @@ def test_a_reading_that_crosses_its_threshold_raises_one_warning(client: TestCli
     assert (case["level"], case["warnings"], case["last_readings"]) == ("low", 1, {"overdue_days": True})
 
 
+def identified_risk_case(client: TestClient, customer_id: str) -> str:
+    return command(client, "/risk-cases", RISK_OFFICER, {
+        "subject_type": "customer", "subject_id": customer_id, "category": "credit",
+        "description": "overdue supplier payments"}, status=201)["aggregate_id"]
+
+
+@pytest.mark.parametrize("score", [True, "80"], ids=["boolean", "string"])
+def test_an_indicator_score_that_is_not_a_json_number_is_a_422_and_writes_nothing(client: TestClient,
+                                                                                 score: Any) -> None:
+    case_id = identified_risk_case(client, register(client))
+    position = log_position(client)
+
+    detail = command(client, f"/risk-cases/{case_id}/assessment", RISK_OFFICER, {"indicator_scores": {"pd": score}},
+                     status=422)["detail"]
+
+    assert [(error["loc"], error["type"]) for error in detail] == [(["body", "indicator_scores", "pd"], "int_type")]
+    assert log_position(client) == position
+
+
+def test_an_indicator_score_written_with_a_zero_fraction_is_that_whole_number(client: TestClient) -> None:
+    case_id = identified_risk_case(client, register(client))
+
+    command(client, f"/risk-cases/{case_id}/assessment", RISK_OFFICER, {"indicator_scores": {"pd": 80.0}})
+
+    assert get(client, f"/risk-cases/{case_id}")["level"] == "high"  # any score >= 80 is high (measures §4)
+
+
+@pytest.mark.parametrize(("path", "body", "loc"), [
+    ("follow-ups", {"satisfaction": True}, ["body", "satisfaction"]),
+    ("follow-ups", {"satisfaction": "5"}, ["body", "satisfaction"]),
+    ("document-review", {"accepted": "yes"}, ["body", "accepted"]),
+    ("document-review", {"accepted": 1}, ["body", "accepted"]),
+], ids=["satisfaction-boolean", "satisfaction-string", "accepted-string", "accepted-number"])
+def test_a_number_or_a_yes_no_of_another_json_type_is_a_422(client: TestClient, path: str, body: dict[str, Any],
+                                                            loc: list[str]) -> None:
+    customer_id = register(client)
+
+    detail = command(client, f"/customers/{customer_id}/{path}", MANAGER if path == "follow-ups" else OPERATIONS,
+                     body, status=422)["detail"]
+
+    assert [error["loc"] for error in detail] == [loc]
+
+
+def test_a_visits_duration_given_as_a_string_is_a_422(client: TestClient) -> None:
+    customer_id = register(client)
+    visit_id = command(client, "/visits", MANAGER, plan_visit_body(customer_id), status=201)["aggregate_id"]
+
+    detail = command(client, f"/visits/{visit_id}/conduct", MANAGER,
+                     {"outcome": "interested", "duration_seconds": "2700"}, status=422)["detail"]
+
+    assert [(error["loc"], error["type"]) for error in detail] == [(["body", "duration_seconds"], "int_type")]
+
+
 def test_returned_documents_need_a_reason_and_can_be_resubmitted(client: TestClient) -> None:
     customer_id = qualified_customer(client)
     application = {"account_type": "corporate_current", "documents": ["business licence"]}
@@ -458,6 +510,35 @@ def test_an_account_holder_is_followed_up_and_handed_to_another_manager(client: 
     customer = get(client, f"/customers/{customer_id}")
     assert (customer["follow_ups"], customer["manager_id"]) == (1, "mgr-qian")
     assert [row["id"] for row in get(client, "/customers?manager_id=mgr-qian")["data"]] == [customer_id]
+
+
+@pytest.mark.parametrize(("manager_id", "why"), [
+    ("ghost-user", "no user is named 'ghost-user'"),
+    ("mgr-zhou", "works for branch 'beijing-chaoyang'"),  # a customer manager of another branch
+    ("rev-wang", "is a reviewer, not a customer manager"),
+], ids=["no-such-user", "another-branch", "another-role"])
+def test_a_customer_is_handed_only_to_an_active_customer_manager_of_its_branch(client: TestClient, manager_id: str,
+                                                                               why: str) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    refused = command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+                      {"manager_id": manager_id, "reason": "moved"}, status=409)
+
+    assert refused["code"] == "manager_not_eligible"
+    assert why in refused["detail"]
+    assert log_position(client) == position
+    assert get(client, f"/customers/{customer_id}")["manager_id"] == MANAGER
+
+
+def test_a_customer_is_not_handed_to_a_revoked_customer_manager(client: TestClient) -> None:
+    customer_id = register(client)
+    command(client, "/users/mgr-qian/revoke", "admin-root", {"reason": "left the bank"})
+
+    refused = command(client, f"/customers/{customer_id}/manager", BRANCH_HEAD,
+                      {"manager_id": "mgr-qian", "reason": "moved"}, status=409)
+
+    assert refused["code"] == "manager_not_eligible"
 
 
 def test_a_team_member_is_trained_rewarded_and_then_leaves(client: TestClient) -> None:
@@ -612,6 +693,53 @@ def test_a_number_that_is_not_finite_is_a_422(client: TestClient) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "facts"]
 
 
+def raw_post(client: TestClient, path: str, actor: str, content: str, **headers: str) -> Any:
+    """POST ``content`` as it is written (JSON escapes a client library would not produce)."""
+    return client.post(path, content=content, headers={**bearer(client, actor), "Content-Type": "application/json",
+                                                       **headers})
+
+
+def test_a_lone_surrogate_in_a_field_is_a_422_naming_the_field_and_writes_nothing(client: TestClient) -> None:
+    body = json.dumps(customer_body(source_detail="x\ud800y"), ensure_ascii=True)  # the escape as a client sends it
+
+    response = raw_post(client, "/customers", MANAGER, body)
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "source_detail"], "invalid_text")
+    assert error["input"] == "x\\ud800y"  # echoed with the surrogate escaped, as UTF-8 can carry it
+    assert log_position(client) == client.start
+
+
+@pytest.mark.parametrize("facts", ['{"name": "x\\ud800y"}', '{"x\\udfff": 1}', '{"names": ["ok", "\\udbff"]}'],
+                         ids=["value", "key", "nested"])
+def test_a_lone_surrogate_anywhere_in_the_facts_is_a_422_and_writes_nothing(client: TestClient, facts: str) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    response = raw_post(client, f"/customers/{customer_id}/facts", MANAGER, f'{{"group": "basic", "facts": {facts}}}',
+                        **{"Idempotency-Key": "facts-with-a-surrogate"})
+
+    assert response.status_code == 422
+    assert [(error["loc"], error["type"]) for error in response.json()["detail"]] == [
+        (["body", "facts"], "invalid_text")]
+    assert log_position(client) == position
+
+
+def test_a_surrogate_pair_is_one_character_and_is_recorded(client: TestClient) -> None:
+    customer_id = register(client)
+
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"note": "\U0001F600"}})
+
+    assert get(client, f"/customers/{customer_id}")["facts"]["needs"] == {"note": "\U0001F600"}
+
+
+def test_an_encoded_surrogate_in_a_query_is_not_an_error_of_the_server(client: TestClient) -> None:
+    response = client.get("/customers?q=%ED%A0%80", headers=bearer(client, AUDITOR))
+
+    assert response.status_code == 200
+
+
 def test_a_command_without_a_bearer_token_is_a_401_and_writes_nothing(client: TestClient) -> None:
     response = client.post("/customers", json=customer_body())
 
@@ -635,6 +763,22 @@ def test_an_unknown_field_is_a_422(client: TestClient) -> None:
     detail = command(client, "/customers", MANAGER, customer_body(manger_id="typo"), status=422)["detail"]
 
     assert [error["loc"] for error in detail] == [["body", "manger_id"]]
+
+
+def test_an_unknown_route_is_a_404_with_a_code(client: TestClient) -> None:
+    response = client.get("/no-such-route", headers=bearer(client, AUDITOR))
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_method_a_route_does_not_take_is_a_405_with_a_code_and_the_allowed_methods(client: TestClient) -> None:
+    response = client.delete("/customers", headers=bearer(client, MANAGER))
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
 # --------------------------------------------------------------------------
@@ -695,6 +839,34 @@ def test_repeating_a_command_with_its_idempotency_key_has_no_second_effect(clien
     assert log_position(client) == position
 
 
+def test_a_replay_answers_the_first_version_position_and_etag_after_later_writes(client: TestClient) -> None:
+    customer_id = register(client)  # version 1
+    key = {**bearer(client, MANAGER), "Idempotency-Key": "kk1"}
+    body = {"group": "needs", "facts": {"payroll": True}}
+    first = client.post(f"/customers/{customer_id}/facts", json=body, headers=key)
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"fx": True}})
+
+    again = client.post(f"/customers/{customer_id}/facts", json=body, headers=key)
+
+    assert (first.status_code, first.json()["version"], first.headers["ETag"]) == (200, 2, '"2"')
+    assert (again.status_code, again.headers["ETag"]) == (200, '"2"')
+    assert again.json() == {**first.json(), "replayed": True}
+
+
+def test_a_replayed_registration_answers_its_first_status_body_location_and_etag(client: TestClient) -> None:
+    key = {**bearer(client, MANAGER), "Idempotency-Key": "onboarding-form-8814"}
+    first = client.post("/customers", json=customer_body(), headers=key)
+    customer_id = first.json()["aggregate_id"]
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"payroll": True}})
+
+    again = client.post("/customers", json=customer_body(), headers=key)
+
+    assert (first.status_code, first.json()["version"], first.headers["ETag"]) == (201, 1, '"1"')
+    assert (again.status_code, again.headers["ETag"], again.headers["Location"]) == (
+        201, '"1"', first.headers["Location"])
+    assert again.json() == {**first.json(), "replayed": True}
+
+
 def test_an_idempotency_key_reused_with_another_body_is_a_422_and_writes_nothing(client: TestClient) -> None:
     customer_id = register(client)
     key = {"Idempotency-Key": "follow-up-call-18"}
@@ -718,6 +890,43 @@ def test_the_same_body_written_differently_is_the_same_request(client: TestClien
 
     assert (first.status_code, again.status_code) == (200, 200)
     assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+
+
+@pytest.mark.parametrize("written", ["1.0", "1e0", "10E-1"])
+def test_a_number_written_another_way_is_the_same_request(client: TestClient, written: str) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "form-8815", "Content-Type": "application/json"}
+    first = client.post(f"/customers/{customer_id}/facts", content='{"group": "needs", "facts": {"n": 1}}',
+                        headers={**bearer(client, MANAGER), **key})
+    position = log_position(client)
+    again = client.post(f"/customers/{customer_id}/facts", content=f'{{"group": "needs", "facts": {{"n": {written}}}}}',
+                        headers={**bearer(client, MANAGER), **key})
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == {**first.json(), "replayed": True}
+    assert log_position(client) == position
+
+
+def test_another_number_is_another_request(client: TestClient) -> None:
+    customer_id = register(client)
+    key = {"Idempotency-Key": "form-8816"}
+    command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1}}, **key)
+
+    refused = command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1.5}},
+                      status=422, **key)
+
+    assert refused["code"] == "idempotency_key_reused"
+
+
+def test_an_empty_idempotency_key_is_a_422_naming_the_header_and_writes_nothing(client: TestClient) -> None:
+    customer_id = register(client)
+    position = log_position(client)
+
+    detail = command(client, f"/customers/{customer_id}/facts", MANAGER, {"group": "needs", "facts": {"n": 1}},
+                     status=422, **{"Idempotency-Key": ""})["detail"]
+
+    assert [error["loc"] for error in detail] == [["header", "idempotency-key"]]
+    assert log_position(client) == position
 
 
 def test_an_idempotency_key_reused_for_another_command_is_a_422(client: TestClient) -> None:

@@ -143,3 +143,29 @@ def test_an_actor_trail_over_http(client: TestClient, customer: str) -> None:
     found = get(client, "/audit/actors/mgr-li", **{"from": start, "decisions_only": "true"})
 
     assert [(r["aggregate_id"], r["event_type"]) for r in found["rows"]] == [(customer, "Screened")]
+
+
+def test_an_actor_trail_is_paged_with_a_cursor_through_every_row_once(client: TestClient, customer: str) -> None:
+    # the fixture's five commands by mgr-li, all at the same business time: the position orders them
+    pages = [get(client, "/audit/actors/mgr-li", limit=2)]
+    while pages[-1]["next"] is not None:
+        pages.append(get(client, "/audit/actors/mgr-li", limit=2, cursor=pages[-1]["next"]))
+
+    rows = [row for page in pages for row in page["rows"]]
+    assert [len(page["rows"]) for page in pages] == [2, 2, 1]
+    assert {(page["total"], page["limit"]) for page in pages} == {(5, 2)}
+    assert [row["position"] for row in rows] == sorted({row["position"] for row in rows})
+    assert {row["aggregate_id"] for row in rows} == {customer}
+
+
+def test_an_actor_trail_page_holds_at_most_10000_rows(client: TestClient, customer: str) -> None:
+    assert get(client, "/audit/actors/mgr-li")["limit"] == 1000
+    detail = get(client, "/audit/actors/mgr-li", status=422, limit=10_001)["detail"]
+
+    assert [error["loc"] for error in detail] == [["query", "limit"]]
+
+
+def test_a_cursor_the_actor_trail_did_not_give_out_is_a_422(client: TestClient, customer: str) -> None:
+    refused = get(client, "/audit/actors/mgr-li", status=422, cursor="bm90LWEtY3Vyc29y")
+
+    assert (refused["code"], refused["field"]) == ("invalid_value", "cursor")

@@ -185,6 +185,17 @@ def test_the_decisions_of_a_reviewer_in_a_quarter(store: dict[str, Any]) -> None
         (store["customer_id"], "qualified", "documents verified")]
 
 
+def test_the_actor_trail_pages_as_the_route_does(store: dict[str, Any]) -> None:
+    found = tuohu(store["dir"], "audit", "actor", "rev-wang", "--json")
+    too_many = tuohu(store["dir"], "audit", "actor", "rev-wang", "--limit", "10001")
+
+    assert found.returncode == 0, found.stderr
+    page = json.loads(found.stdout)
+    assert (page["limit"], page["next"]) == (1000, None)
+    assert too_many.returncode == 2
+    assert "10000" in too_many.stderr
+
+
 def test_erasure_after_the_retention_period_needs_no_auditor(store: dict[str, Any]) -> None:
     # the relationship's last event occurred in 2009: ten years after it is over
     erased = tuohu(store["dir"], "privacy", "erase", store["customer_id"], "--reason", "retention period over",

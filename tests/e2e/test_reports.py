@@ -189,6 +189,32 @@ def test_a_branch_heads_reports_show_only_their_branchs_customers(history: dict)
     assert len(report(history, "/reports/visits/overdue-follow-ups", actor="head-sun")["items"]) == 1
 
 
+@pytest.mark.parametrize(("caller", "unit_type"), [("audit-he", "branch"), ("head-sun", "branch"),
+                                                  ("mgr-li", "person"), ("audit-he", "team")])
+def test_an_evaluation_of_a_branch_team_or_person_needs_its_unit_id(history: dict, caller: str,
+                                                                   unit_type: str) -> None:
+    client = history["client"]
+
+    response = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": unit_type},
+                          headers=bearer(client, caller))
+
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["query", "unit_id"]]
+
+
+def test_the_bank_is_evaluated_under_its_one_id(history: dict) -> None:
+    client, auditor = history["client"], bearer(history["client"], "audit-he")
+
+    named = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": "bank", "unit_id": "bank"},
+                       headers=auditor)
+    other = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": "bank", "unit_id": "b1"},
+                       headers=auditor)
+
+    assert (named.status_code, named.json()["unit_id"]) == (200, "bank")
+    assert other.status_code == 422
+    assert [error["loc"] for error in other.json()["detail"]] == [["query", "unit_id"]]
+
+
 def test_an_evaluation_outside_the_callers_unit_is_refused(history: dict) -> None:
     client = history["client"]
     own = client.get("/reports/evaluation", params={"period": "2025-03", "unit_type": "person", "unit_id": "mgr-li"},

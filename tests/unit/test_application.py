@@ -138,6 +138,7 @@ def test_registering_a_customer_returns_its_id_its_first_version_and_the_log_pos
 def test_each_customer_use_case_returns_the_new_version_and_a_growing_position(app):
     ops = as_("ops-zhou", "operations")
     customer_id = register(app)
+    app.add_user(as_("admin-wu", "admin"), name="mgr-he", role="customer_manager", branch="Futian")
     results = [
         app.record_facts(as_(), customer_id, group="basic", facts={"age": 41}),
         app.record_credit_standing(as_(), customer_id, source="bureau", result="no_default"),

@@ -15,11 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.base import Context, IllegalTransition, InvalidValue, MakerCheckerViolation, ReasonRequired
-from domain.customer import Customer, CustomerNotScreened, ReviewerIsCustomerManager, ReviewerIsRegistrar
+from domain.customer import (Customer, CustomerNotScreened, ManagerNotEligible, ReviewerIsCustomerManager,
+                             ReviewerIsRegistrar, Successor)
 
 MANAGER = "mgr-li"
 REVIEWER = "rev-wang"
 OPERATIONS = "ops-zhou"
+
+MGR_HE = Successor("mgr-he", "customer_manager", None, active=True)
+"""A bank-wide customer manager, to whom any customer may be handed."""
 
 
 def event_types(events):
@@ -227,10 +231,36 @@ def test_reviewer_may_not_be_the_customers_manager(given, ctx):
 
 def test_reviewer_may_not_be_the_manager_the_customer_was_reassigned_to(given, ctx):
     customer = given.screened_customer(manager_id=MANAGER)
-    customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id=REVIEWER, reason="team rebalanced")
+    customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id=REVIEWER, reason="team rebalanced",
+                              successor=Successor(REVIEWER, "customer_manager", customer.branch, active=True))
     customer.collect_events()
     with pytest.raises(ReviewerIsCustomerManager):
         customer.review(ctx(REVIEWER, "reviewer"), decision="qualified", reason="verified")
+
+
+@pytest.mark.parametrize(("successor", "why"), [
+    (None, "no user is named"),
+    (Successor("mgr-ma", "customer_manager", None, active=False), "no longer an active user"),
+    (Successor("mgr-ma", "reviewer", None, active=True), "not a customer manager"),
+    (Successor("mgr-ma", "customer_manager", "another-branch", active=True), "works for branch 'another-branch'"),
+], ids=["unknown", "revoked", "another-role", "another-branch"])
+def test_a_customer_is_handed_only_to_an_active_customer_manager_of_its_branch(given, ctx, successor, why):
+    customer = given.screened_customer(manager_id=MANAGER)
+    with pytest.raises(ManagerNotEligible, match=why) as refused:
+        customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-ma", successor=successor,
+                                  reason="team rebalanced")
+    assert refused.value.code == "manager_not_eligible"
+    assert customer.collect_events() == []
+    assert customer.manager_id == MANAGER
+
+
+@pytest.mark.parametrize("branch", ["same", None], ids=["of-its-branch", "bank-wide"])
+def test_a_customer_is_handed_to_an_active_customer_manager_of_its_branch_or_a_bank_wide_one(given, ctx, branch):
+    customer = given.screened_customer(manager_id=MANAGER)
+    successor = Successor("mgr-ma", "customer_manager", customer.branch if branch == "same" else None, active=True)
+    customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-ma", successor=successor,
+                              reason="team rebalanced")
+    assert customer.manager_id == "mgr-ma"
 
 
 def test_reviewer_may_not_be_the_person_who_registered_the_customer(ctx):
@@ -407,7 +437,8 @@ def test_signing_products_needs_at_least_one_product(given, ctx):
 
 def test_reassigning_a_customer_records_both_managers_and_the_reason(given, ctx):
     customer = given.registered_customer(manager_id=MANAGER)
-    customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-he", reason="Li moved to HQ")
+    customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-he", successor=MGR_HE,
+                              reason="Li moved to HQ")
     [event] = customer.collect_events()
     assert isinstance(event, Customer.ManagerReassigned)
     assert (event.previous_manager_id, event.manager_id, event.reason) == (MANAGER, "mgr-he", "Li moved to HQ")
@@ -417,14 +448,16 @@ def test_reassigning_a_customer_records_both_managers_and_the_reason(given, ctx)
 def test_a_customer_cannot_be_reassigned_to_its_own_manager(given, ctx):
     customer = given.registered_customer(manager_id=MANAGER)
     with pytest.raises(InvalidValue) as refused:
-        customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id=MANAGER, reason="no change")
+        customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id=MANAGER, successor=None,
+                                  reason="no change")
     assert refused.value.field == "manager_id"
 
 
 def test_reassigning_a_customer_needs_a_reason(given, ctx):
     customer = given.registered_customer()
     with pytest.raises(ReasonRequired):
-        customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-he", reason=None)
+        customer.reassign_manager(ctx("head-zhao", "branch_head"), manager_id="mgr-he", successor=MGR_HE,
+                                  reason=None)
 
 
 def test_marking_a_key_customer_records_the_reason(given, ctx):
@@ -557,7 +590,7 @@ def test_every_customer_event_carries_the_evidence_of_its_command(evidence_ctx, 
     customer.open_account(evidence_ctx, account_number="6222")
     customer.sign_products(evidence_ctx, products=["debit card"])
     customer.mark_key_customer(evidence_ctx, reason="rich")
-    customer.reassign_manager(evidence_ctx, manager_id="mgr-he", reason="moved")
+    customer.reassign_manager(evidence_ctx, manager_id="mgr-he", successor=MGR_HE, reason="moved")
     customer.record_follow_up(evidence_ctx, satisfaction=4, feedback="fine")
     customer.report_business_figures(evidence_ctx, period="2024-03", currency="CNY", deposit_balance=Decimal("1"),
                                      loans_disbursed=Decimal("0"), fee_income=Decimal("0"))

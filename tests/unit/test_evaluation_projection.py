@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, select
 from application.app import TuohuApplication
 from domain.base import Context
 from domain.team import scheme_id, target_id
+from domain.user import user_id
 from projections.evaluation import (
     EvaluationProjection,
     NoAppraisalScheme,
@@ -87,7 +88,9 @@ class World:
                                        kind="acquisition").aggregate_id
         self.app.conduct_visit(ctx(manager, when), visit_id, outcome="interested")
 
-    def reassign(self, customer_id: uuid.UUID, to: str, when: datetime) -> None:
+    def reassign(self, customer_id: uuid.UUID, to: str, when: datetime, branch: str = "futian") -> None:
+        if not self.app.recorder.select_events(user_id(to), limit=1):  # a customer goes only to a user (§3)
+            self.app.add_user(ctx("admin-wu", when, "admin"), name=to, role="customer_manager", branch=branch)
         self.app.reassign_manager(ctx(HEAD, when, "branch_head"), customer_id, manager_id=to,
                                   reason="portfolio rebalanced")
 

@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field
 from application import NotFound, audit
 from application.chain import Seal
 from domain.base import Context, InvalidValue
+from interfaces import reports
 from interfaces.api.deps import ActorDep, AppDep, ReadModelsDep
+from projections.actors import TRAIL_LIMIT, TRAIL_MAX_LIMIT
 
 AUDITOR = "compliance_auditor"
 AggregateType = Literal["customer", "visit", "proposal", "contract", "risk_case", "staff", "appraisal_scheme", "target"]
@@ -65,7 +67,9 @@ class ActorTrailPublic(BaseModel):
     start: datetime | None = Field(default=None, serialization_alias="from")
     end: datetime | None = Field(default=None, serialization_alias="to")
     decisions_only: bool
-    total: int
+    total: int = Field(description="rows in all")
+    limit: int
+    next: str | None = Field(description="the `cursor` of the following page; null on the last")
     rows: list[dict[str, Any]]
 
 
@@ -116,10 +120,15 @@ def actor_trail(
     start: Annotated[datetime | None, Query(alias="from", description="business time from (inclusive)")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="business time to (exclusive)")] = None,
     decisions_only: Annotated[bool, Query(description="only decisions")] = False,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=TRAIL_MAX_LIMIT, description=f"rows per page ({TRAIL_LIMIT} by "
+                                                                       f"default, at most {TRAIL_MAX_LIMIT})")
+                     ] = TRAIL_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
+                                        description="`next` of the previous page; absent for the first page")] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip (after `cursor`)")] = 0,
 ) -> ActorTrailPublic:
-    """Every event — or every decision — by one actor in a period (the actor trail read model)."""
+    """Every event — or every decision — by one actor in a period (the actor trail read model), oldest first.
+    A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
     from projections.actors import period_range, trail
 
     if period is not None:
@@ -130,9 +139,14 @@ def actor_trail(
     for name, moment in (("from", start), ("to", end)):
         if moment is not None and moment.tzinfo is None:
             raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
+    try:
+        after = reports.decode_cursor(cursor, ("time", "position"))
+    except reports.ReportError as exc:
+        raise InvalidValue(exc.field, exc.reason) from None
     with read_models.reading("actors") as (conn, tables):
         data = trail(conn, tables, actor_id, start=start, end=end, decisions_only=decisions_only, limit=limit,
-                     offset=offset)
+                     offset=offset, after=after)  # type: ignore[arg-type]
+    data["next"] = reports.encode_cursor(data["next"]) if data["next"] is not None else None
     return ActorTrailPublic(actor_id=actor_id, start=start, end=end, decisions_only=decisions_only, **data)
 
 

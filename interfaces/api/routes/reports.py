@@ -156,13 +156,16 @@ def risk_register(read_models: ReadModelsDep, scope: ScopeDep, limit: Limit = re
 @queries.get("/reports/evaluation", operation_id="evaluation")
 def evaluation(
     read_models: ReadModelsDep, period: Period,
-    unit_type: Literal["bank", "branch", "team", "person"] = "bank", unit_id: Text = "bank",
+    unit_type: Literal["bank", "branch", "team", "person"] = "bank",
+    unit_id: Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$", description=(
+        "the branch, team or person (user name); required unless unit_type is bank"))] = None,
     as_of: Annotated[datetime | None, Query(description="build from events recorded up to this time")] = None,
     effective_as_of: Annotated[datetime | None, Query(description="build from events that occurred up to this time")] = None,
     format: Format = "json",
 ) -> Response:
-    """The period's evaluation of an organisation unit against its targets (§5); as of a past moment on request."""
-    data = _run(lambda: reports.evaluation(read_models, period, unit_type, unit_id or "bank", as_of=as_of,
+    """The period's evaluation of an organisation unit against its targets (§5); as of a past moment on request.
+    A branch, team or person needs its ``unit_id`` (422 without); a unit with no activity answers zeros."""
+    data = _run(lambda: reports.evaluation(read_models, period, unit_type, unit_id, as_of=as_of,
                                            effective_as_of=effective_as_of))
     return _render(data, format, f"evaluation-{period}")
 
