@@ -343,7 +343,8 @@ def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Sc
     """Per status: how many, and the longest days in that status (business time), by status name.
 
     Unscoped, the counts come from the ``record_counts`` rollup and each status's
-    earliest entry from one index lookup; with a ``scope`` they are counted from the scope's rows.
+    earliest entry from one index lookup, in one statement; with a ``scope`` they are
+    counted from the scope's rows.
     """
     now = datetime.now(timezone.utc)
     r = t.records.c
@@ -353,16 +354,11 @@ def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Sc
                             .group_by(r.status)).all()
     else:
         k = t.record_counts.c
-        counts = conn.execute(select(k.status, func.sum(k.records)).where(k.aggregate_type == aggregate_type)
-                              .group_by(k.status)).all()
-        rows = []
-        for status, count in counts:
-            if not count:
-                continue
-            oldest = conn.execute(select(r.stage_entered_at).where(r.status == status,
-                                                                   r.aggregate_type == aggregate_type)
-                                  .order_by(r.stage_entered_at).limit(1)).scalar()
-            rows.append((status, count, oldest))
+        counts = (select(k.status, func.sum(k.records).label("records")).where(k.aggregate_type == aggregate_type)
+                  .group_by(k.status).subquery())
+        oldest = (select(r.stage_entered_at).where(r.aggregate_type == aggregate_type, r.status == counts.c.status)
+                  .order_by(r.stage_entered_at).limit(1).scalar_subquery())
+        rows = conn.execute(select(counts.c.status, counts.c.records, oldest).where(counts.c.records != 0)).all()
     result = []
     for status, count, oldest in rows:
         result.append({"status": status, "count": int(count),
