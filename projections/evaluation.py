@@ -15,6 +15,10 @@ Two projections (see :mod:`projections.framework` for generations and tracking):
 ``evaluation`` (:class:`EvaluationProjection`)
     - ``unit_month``: (month ``YYYY-MM``, unit type, unit id, indicator) -> ``value``,
       the month's flows per organisation unit, so a report reads a few rows;
+    - ``unit_period``: the same flows summed per quarter, half and year
+      (``2009-Q3``, ``2009-H1``, ``2009``; :func:`period_keys`), kept with
+      ``unit_month``, so a report of a longer period, or of everything up to a
+      month, reads one row per indicator and period instead of one per month;
     - ``activity``: (customer, month) -> the customer's branch, manager and team
       (``""`` for none), for distinct counts of active customers over several months;
     - ``active_counts``: (period key, unit type, unit id) -> ``customers``, the
@@ -108,7 +112,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterable, Sequence
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, String, Text, func, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, String, Text, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from domain.customer import Customer
@@ -336,6 +340,16 @@ def _unit_month_columns() -> list[Column[Any]]:
     ]
 
 
+def _unit_period_columns() -> list[Column[Any]]:
+    return [
+        Column("period", String(7), primary_key=True),
+        Column("unit_type", String(16), primary_key=True),
+        Column("unit_id", String(128), primary_key=True),
+        Column("indicator", String(), primary_key=True),
+        Column("value", _money(), nullable=False),
+    ]
+
+
 def _activity_columns() -> list[Column[Any]]:
     return [
         Column("customer_id", String(36), primary_key=True),
@@ -411,6 +425,13 @@ _PERIOD_MONTHS = {
 """The months (``MM``) of each period kind, by the period key's suffix after the year."""
 
 
+@functools.lru_cache(maxsize=1024)
+def _longer_periods(month: str) -> tuple[str, str, str]:
+    """The quarter, half and year keys of a month (:func:`period_keys` after the month)."""
+    _, quarter, half, year = period_keys(month)
+    return quarter, half, year
+
+
 def period_keys(month: str) -> list[str]:
     """The keys of the month, quarter, half and year a month ``YYYY-MM`` lies in: ``2009-05`` ->
     ``["2009-05", "2009-Q2", "2009-H1", "2009"]``."""
@@ -433,6 +454,7 @@ class EvaluationProjection(Projection):
     checkpoint_every = AS_OF_CHECKPOINT_EVERY
     specs = (
         TableSpec("unit_month", _unit_month_columns),
+        TableSpec("unit_period", _unit_period_columns),
         TableSpec("activity", _activity_columns),
         TableSpec("active_counts", _active_count_columns),
         TableSpec("eval_customers", _eval_customer_columns),
@@ -487,6 +509,7 @@ class EvaluationProjection(Projection):
             if row is not None:
                 months.add(row["registered_month"])
         batch.preload_where("unit_month", "month", months)
+        batch.preload_where("unit_period", "period", {key for m in months for key in period_keys(m)[1:]})
         if active_ids:
             batch.preload_where("activity", "customer_id", active_ids)
             batch.preload_where("active_counts", "period", {key for m in months for key in period_keys(m)})
@@ -509,8 +532,11 @@ class EvaluationProjection(Projection):
     @staticmethod
     def _add(batch: Batch, month: str, where: Iterable[Unit], indicator: str, by: Decimal | int) -> None:
         if by:
+            longer = _longer_periods(month)
             for unit_type, unit_id in where:
                 batch.increment("unit_month", (month, unit_type, unit_id, indicator), "value", by)
+                for period in longer:
+                    batch.increment("unit_period", (period, unit_type, unit_id, indicator), "value", by)
 
     @staticmethod
     def _portfolio(batch: Batch, manager_id: str, by: Decimal) -> None:
@@ -716,8 +742,7 @@ class _Period:
     @property
     def canonical(self) -> str:
         """The period's key as :func:`period_keys` writes it (``2009-Q3``)."""
-        keys = period_keys(self.first)
-        return keys[("month", "quarter", "half", "year").index(self.kind)]
+        return _period_key(self.kind, self.first)
 
     @property
     def months(self) -> int:
@@ -737,9 +762,15 @@ class _Period:
         return datetime(int(after[:4]), int(after[5:7]), 1, tzinfo=timezone.utc)
 
 
+@functools.lru_cache(maxsize=256)
 def _period(period: str) -> _Period:
     kind, first, last = parse_period(period)
     return _Period(period.strip(), kind, first, last)
+
+
+def _period_key(kind: str, month: str) -> str:
+    """The key of the period of ``kind`` (month, quarter, half, year) that ``month`` lies in."""
+    return period_keys(month)[("month", "quarter", "half", "year").index(kind)]
 
 
 def _check_unit(unit_type: str, unit_id: str) -> None:
@@ -752,21 +783,48 @@ def _check_unit(unit_type: str, unit_id: str) -> None:
 _ACTIVITY_COLUMN = {"branch": "branch", "person": "manager_id", "team": "team"}
 
 
-def _flows(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] | None, first: str | None,
-           last: str, indicator: str | None = None) -> dict[str, dict[str, Decimal]]:
-    """``{unit_id: {indicator: sum of value}}`` over months ``first..last`` (from the start when None)."""
-    u = t.unit_month.c
-    query = (select(u.unit_id, u.indicator, func.sum(u.value)).where(u.unit_type == unit_type, u.month <= last)
-             .group_by(u.unit_id, u.indicator))
-    if first is not None:
-        query = query.where(u.month >= first)
-    if unit_ids is not None:
-        query = query.where(u.unit_id.in_(list(unit_ids)))
-    if indicator is not None:
-        query = query.where(u.indicator == indicator)
+def _keys(period: _Period) -> tuple[list[str], list[str]]:
+    """``(months, longer periods)``: the one key that holds ``period``'s flows."""
+    return ([period.first], []) if period.kind == "month" else ([], [period.canonical])
+
+
+def _keys_through(month: str) -> tuple[list[str], list[str]]:
+    """``(months, longer periods)`` that together hold January to ``month`` (``YYYY-MM``) of its year:
+    ``2009-08`` -> ``(["2009-07", "2009-08"], ["2009-H1"])``, ``2009-12`` -> ``([], ["2009"])``."""
+    year, last = month[:4], int(month[5:7])
+    if last == 12:
+        return [], [year]
+    periods, first = [], 1
+    if last >= 6:
+        periods, first = [f"{year}-H1"], 7
+    while first + 2 <= last:
+        periods.append(f"{year}-Q{(first + 2) // 3}")
+        first += 3
+    return [f"{year}-{m:02d}" for m in range(first, last + 1)], periods
+
+
+def _flows(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] | None, months: Sequence[str],
+           periods: Sequence[str], years_before: str | None = None,
+           indicator: str | None = None) -> dict[str, dict[str, Decimal]]:
+    """``{unit_id: {indicator: sum of value}}`` over ``months`` (``unit_month``), longer ``periods``
+    (``unit_period``) and, with ``years_before`` (``YYYY``), every year before it."""
     found: dict[str, dict[str, Decimal]] = {}
-    for unit_id, name, total in conn.execute(query):
-        found.setdefault(unit_id, {})[name] = Decimal(total or 0)
+    for table, column, keys in ((t.unit_month, "month", months), (t.unit_period, "period", periods)):
+        u = table.c
+        chosen = [u[column].in_(list(keys))] if keys else []
+        if column == "period" and years_before is not None:
+            chosen.append(and_(u.period < years_before, func.length(u.period) == 4))
+        if not chosen:
+            continue
+        query = (select(u.unit_id, u.indicator, func.sum(u.value)).where(u.unit_type == unit_type, or_(*chosen))
+                 .group_by(u.unit_id, u.indicator))
+        if unit_ids is not None:
+            query = query.where(u.unit_id.in_(list(unit_ids)))
+        if indicator is not None:
+            query = query.where(u.indicator == indicator)
+        for unit_id, name, total in conn.execute(query):
+            sums = found.setdefault(unit_id, {})
+            sums[name] = sums.get(name, ZERO) + Decimal(total or 0)
     return found
 
 
@@ -812,10 +870,11 @@ def _values(flows: dict[str, Decimal], new_before: int, asset_scale: Decimal,
 def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str,
              unit_ids: Sequence[str] | None) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
     """``{unit_id: (indicator values, credit mix)}`` for the period."""
-    current = _flows(conn, t, unit_type, unit_ids, p.first, p.last)
-    previous_first, previous_last = p.previous
-    previous = _flows(conn, t, unit_type, unit_ids, previous_first, previous_last, "new_customers")
-    assets = _flows(conn, t, unit_type, unit_ids, None, p.last, "deposit_balance_delta")
+    current = _flows(conn, t, unit_type, unit_ids, *_keys(p))
+    previous = _flows(conn, t, unit_type, unit_ids, *_keys(_period(_period_key(p.kind, p.previous[0]))),
+                      indicator="new_customers")
+    assets = _flows(conn, t, unit_type, unit_ids, *_keys_through(p.last), years_before=p.year,
+                    indicator="deposit_balance_delta")
     active = _active_customers(conn, t, unit_type, unit_ids, p.canonical)
     ids = set(unit_ids) if unit_ids is not None else set(current) | set(assets) | set(active)
     result = {}
@@ -917,9 +976,11 @@ def staff_performance(conn: Connection, eval_tables: Tables, team_tables: Tables
         joined, left = utc(row["joined_at"]), utc(row["left_at"])
         if joined < p.ends_at and (left is None or left >= p.starts_at):  # type: ignore[operator]
             staff[row["staff_code"]] = dict(row)
-    u = eval_tables.unit_month.c
-    with_figures = set(conn.execute(select(u.unit_id).distinct().where(
-        u.unit_type == "person", u.month >= p.first, u.month <= p.last)).scalars())
+    [months, periods] = _keys(p)
+    table, column, key = ((eval_tables.unit_month, "month", months[0]) if months
+                          else (eval_tables.unit_period, "period", periods[0]))
+    with_figures = set(conn.execute(select(table.c.unit_id).distinct().where(
+        table.c.unit_type == "person", table.c[column] == key)).scalars())
     with_figures |= set(_active_customers(conn, eval_tables, "person", None, p.canonical))
     people = sorted(set(staff) | with_figures)
     if not people:

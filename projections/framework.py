@@ -54,6 +54,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from projections.textsearch import TextIndexes, TextSearch
+
 log = logging.getLogger(__name__)
 
 state_metadata = MetaData()
@@ -101,17 +103,22 @@ INDEX_NAMES = {"ix": "ix_%(table_name)s_%(column_0_N_name)s"}
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table of a projection: its base name and a factory of fresh columns."""
+    """A table of a projection: its base name, a factory of fresh columns, and the column
+    searched by substring, if any (:mod:`projections.textsearch`)."""
 
     name: str
     columns: Callable[[], list[Column[Any]]]
+    search: TextSearch | None = None
 
 
 class Tables:
     """The tables of one generation of a projection, by base name (``tables.customers``)."""
 
-    def __init__(self, projection: str, generation: int, tables: dict[str, Table]) -> None:
+    def __init__(self, projection: str, generation: int, tables: dict[str, Table],
+                 text: TextIndexes | None = None) -> None:
         self.projection, self.generation, self._tables = projection, generation, tables
+        self.text = text
+        """The database's text indexes (None for views, which have none)."""
 
     def __getattr__(self, name: str) -> Table:
         try:
@@ -124,6 +131,14 @@ class Tables:
 
     def items(self) -> Iterable[tuple[str, Table]]:
         return self._tables.items()
+
+    def contains(self, base: str, pattern: str) -> list[Any]:
+        """``where`` clauses keeping the rows of ``base`` whose searched column contains ``pattern``
+        (:meth:`projections.textsearch.TextIndexes.contains`)."""
+        table = getattr(self, base)
+        if self.text is None:
+            return TextIndexes.like(table, pattern)
+        return self.text.contains(table, pattern)
 
 
 class FillMemory:
@@ -166,6 +181,7 @@ class Batch:
         self._pk_names: dict[str, tuple[str, ...]] = {}
         self._key_getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self._covered: dict[str, tuple[int, set[Any]]] = {}
+        self._purge: set[str] = set()
         self.position = 0
         """The notification id of the event being applied."""
 
@@ -283,6 +299,11 @@ class Batch:
             if row.get(column) == value:
                 change(row)
 
+    def purge_text(self, base: str) -> None:
+        """Have the flush leave text that rows of ``base`` no longer hold out of its text index's
+        storage too (:meth:`projections.textsearch.TextIndexes.purge`); for erased personal data."""
+        self._purge.add(base)
+
     def increment(self, base: str, key: Any, column: str, by: Any) -> None:
         """Add ``by`` to ``column`` of the row at ``key`` (a tuple; created at zero)."""
         if len(key) == 1:
@@ -331,7 +352,10 @@ class Batch:
                     for row in added:
                         row[CHECKPOINT] = self.checkpoint
                 _write_many(self.conn, getattr(self.tables, base), added, upsert=False)
-        self._dirty, self._added = defaultdict(dict), {}
+        if self.tables.text is not None:
+            for base in self._purge:
+                self.tables.text.purge(self.conn, getattr(self.tables, base))
+        self._dirty, self._added, self._purge = defaultdict(dict), {}, set()
 
 
 _KEEPERS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
@@ -492,6 +516,8 @@ class ReadModelStore:
         self.projections = {p.name: p for p in projections}
         self._tables: dict[tuple[str, int], Tables] = {}
         self._lock = threading.Lock()
+        self.text = TextIndexes(engine)
+        """The text indexes of the tables whose spec names a searched column."""
         state_metadata.create_all(engine)
         for name in self.projections:
             with engine.begin() as conn:
@@ -521,7 +547,8 @@ class ReadModelStore:
                 tables = {}
                 for spec in projection.specs:
                     if not projection.checkpoint_every:
-                        tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns())
+                        tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns(),
+                                                  info={"search": spec.search} if spec.search else {})
                         continue
                     tables[spec.name] = Table(f"rm_{spec.name}_g{generation}", metadata, *spec.columns(),
                                               Column(CHECKPOINT, Integer, nullable=False, default=0))
@@ -531,7 +558,7 @@ class ReadModelStore:
                     tables[spec.name + HISTORY_SUFFIX] = Table(
                         f"rm_{spec.name}{HISTORY_SUFFIX}_g{generation}", metadata, *history,
                         Column(CHECKPOINT, Integer, primary_key=True), Column(SUPERSEDED_AT, Integer, nullable=False))
-                found = Tables(name, generation, tables)
+                found = Tables(name, generation, tables, self.text)
                 self._tables[(name, generation)] = found
         return found
 
@@ -552,6 +579,9 @@ class ReadModelStore:
         tables = self.tables(name, generation)
         for table in tables:
             table.create(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            for table in tables:
+                self.text.create(conn, table)  # a generation of an earlier release gets it from its rows
         return tables
 
     def active_generation(self, name: str) -> int:
@@ -573,18 +603,20 @@ class ReadModelStore:
         conn.execute(insert(tracking).values(projection=name, generation=generation, position=0, updated_at=_now()))
 
     def drop_indexes(self, name: str, generation: int) -> None:
-        """Drop the secondary indexes of ``generation`` of ``name`` (to fill its tables faster)."""
+        """Drop the secondary indexes and text indexes of ``generation`` of ``name`` (to fill its tables faster)."""
         with self.engine.begin() as conn:
             for table in self.tables(name, generation):
                 for index in table.indexes:
                     conn.execute(DropIndex(index, if_exists=True))
+                self.text.drop(conn, table)
 
     def create_indexes(self, name: str, generation: int) -> None:
-        """Create the secondary indexes of ``generation`` of ``name`` that are missing."""
+        """Create the secondary indexes and text indexes of ``generation`` of ``name`` that are missing."""
         with self.engine.begin() as conn:
             for table in self.tables(name, generation):
                 for index in table.indexes:
                     conn.execute(CreateIndex(index, if_not_exists=True))  # by its stored (shortened) name
+                self.text.create(conn, table)
 
     def is_empty(self, name: str, generation: int) -> bool:
         """Whether every table of ``generation`` of ``name`` has no rows."""
@@ -603,6 +635,9 @@ class ReadModelStore:
         if generation == self.active_generation(name):
             raise ValueError(f"generation {generation} of {name} is active and cannot be dropped")
         tables = self.tables(name, generation)
+        with self.engine.begin() as conn:
+            for table in tables:
+                self.text.drop(conn, table)
         for table in tables:
             table.drop(self.engine, checkfirst=True)
         with self.engine.begin() as conn:
@@ -630,7 +665,8 @@ class ReadModelStore:
     # ------------------------------------------------------------------ checksums
 
     def checksum(self, name: str, generation: int | None = None, conn: Connection | None = None) -> dict[str, str]:
-        """SHA-256 of every table of a generation: rows in primary-key order, values canonicalised."""
+        """SHA-256 of every table of a generation: rows in primary-key order, values canonicalised;
+        and of every FTS5 text index (as ``<table>_search``): its entries in index order."""
         tables = self.tables(name, generation)
         result = {}
         own = conn is None
@@ -643,6 +679,9 @@ class ReadModelStore:
                     digest.update(json.dumps([_canonical(v) for v in row], separators=(",", ":")).encode())
                     digest.update(b"\n")
                 result[base] = digest.hexdigest()
+                searched = self.text.checksum(conn, table)
+                if searched is not None:
+                    result[f"{base}_search"] = searched
         finally:
             if own:
                 conn.close()

@@ -5,7 +5,9 @@ Tables (one generation each; see :mod:`projections.framework`):
 - ``customers``: one row per customer — kind, acquisition channel, segment,
   manager, branch, stage and since when, key customer, highest open risk level,
   credit standing, screening outcome, one flag per funnel step, and a lowercase
-  ``search_text`` (name, account number, id) for text search;
+  ``search_text`` (name, account number, id) for text search, indexed by
+  trigrams under the row's ``search_key`` (:func:`search_key`; see
+  :mod:`projections.textsearch`);
 - ``records``: one row per visit, proposal, contract and risk case — customer,
   status and since when (``stage_entered_at``, business time), scheduled time
   (visits), category, level, response and warnings (risk cases);
@@ -16,7 +18,7 @@ Tables (one generation each; see :mod:`projections.framework`):
   summaries and the risk register count from a few rows.
 
 Indexes follow the report orders: customers by each filter column then
-registration time; records by type and time in status, by status, by scheduled
+registration time, and by the text index's key; records by type and time in status, by status, by scheduled
 time, by kind and status (follow-ups), and by risk level and creation time.
 """
 
@@ -27,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Text
 
 from domain.contract import Contract
 from domain.customer import Customer
@@ -35,6 +37,7 @@ from domain.proposal import Proposal
 from domain.risk import RiskCase
 from domain.visit import Visit
 from projections.framework import Batch, Projection, TableSpec, uuid_text
+from projections.textsearch import TextSearch
 
 FUNNEL_STAGES = ("registered", "screened", "qualified", "visited", "proposed", "contracted", "account_opened")
 LEVEL_RANK = {"low": 1, "medium": 2, "high": 3}
@@ -79,10 +82,33 @@ def _customer_columns() -> list[Column[Any]]:
         Column("display_name", String()),
         Column("privacy", String()),  # None, "restricted" or "erased" (PIPL Art. 44/47, GDPR Art. 17/18)
         Column("search_text", Text, nullable=False),
+        Column("search_key", BigInteger, nullable=False),
         Column("version", Integer, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
         *(Index(None, name, "registered_at") for name in CUSTOMER_INDEXED),
+        Index(None, "search_key", unique=True),
     ]
+
+
+SEARCH_KEY_POSITION_BITS = 41
+"""Low bits of :func:`search_key` holding the registration's position (up to 2**41 - 1)."""
+
+
+def search_key(registered_at: datetime, position: int) -> int:
+    """A customer's key in the text index: the UTC day of registration (``date.toordinal()``) above
+    :data:`SEARCH_KEY_POSITION_BITS` bits holding the position of the ``Registered`` event. Keys are
+    unique (one registration per position), fit a signed 64-bit integer for every date to 9999-12-31,
+    and sort by registration day, so the newest customers matching a search come first in the index.
+
+    Raises ``ValueError`` for a position that does not fit the low bits."""
+    if not 0 <= position < 1 << SEARCH_KEY_POSITION_BITS:
+        raise ValueError(f"position {position} does not fit the text index key")
+    return registered_at.date().toordinal() << SEARCH_KEY_POSITION_BITS | position
+
+
+def search_key_day(key: int) -> int:
+    """The registration day (``date.toordinal()``) a :func:`search_key` holds."""
+    return key >> SEARCH_KEY_POSITION_BITS
 
 
 #: Customer filter columns indexed together with ``registered_at`` (the customers report's order).
@@ -149,7 +175,7 @@ class PipelineProjection(Projection):
 
     name = "pipeline"
     specs = (
-        TableSpec("customers", _customer_columns),
+        TableSpec("customers", _customer_columns, search=TextSearch("search_text", "search_key")),
         TableSpec("records", _record_columns),
         TableSpec("funnel", _funnel_columns),
         TableSpec("record_counts", _record_count_columns),
@@ -226,6 +252,7 @@ class PipelineProjection(Projection):
             "registered_at": when, "registered_month": month_key(when), "screened": False,
             "qualified": False, "visited": False, "proposed": False, "contracted": False, "account_opened": False,
             "account_number": None, "display_name": e.display_name, "privacy": None, "search_text": "",
+            "search_key": search_key(when, batch.position),
             "version": e.originator_version, "updated_at": _utc(e.timestamp),
         }
         row["search_text"] = _search_text(row)
@@ -273,6 +300,7 @@ class PipelineProjection(Projection):
         row["display_name"] = None
         row["privacy"] = "erased" if isinstance(e, Customer.PersonalDataErased) else "restricted"
         row["search_text"] = _search_text(row)
+        batch.purge_text("customers")  # the name's trigrams leave the index's storage, not just its answers
         self._touch(batch, row, e)
         mark = f"[{row['privacy']}]"
         batch.update_where("records", "customer_id", row["customer_id"],

@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from projections.framework import Tables, utc
-from projections.pipeline import FUNNEL_STAGES
+from projections.pipeline import FUNNEL_STAGES, SEARCH_KEY_POSITION_BITS, search_key_day
 
 FUNNEL_GROUPS = ("channel", "segment", "month", "kind")
 
@@ -136,6 +136,11 @@ def _after(ascending: Any, tie: Any, after: Sequence[Any] | None, descending: bo
     return [ascending >= value, or_(ascending > value, tie > tie_value)]
 
 
+def _pattern(q: str | None) -> str:
+    """The text searched for: ``q`` trimmed and in lowercase, as ``search_text`` is stored ("" for none)."""
+    return (q or "").strip().lower()
+
+
 def _customer_where(t: Tables, q: str | None, scope: Scope, filters: Mapping[str, Any]) -> list[Any]:
     c = t.customers.c
     where = _scope_clauses(t, scope)
@@ -144,8 +149,8 @@ def _customer_where(t: Tables, q: str | None, scope: Scope, filters: Mapping[str
             raise ValueError(f"unknown filter {name}")
         if value is not None:
             where.append(c[name] == value)
-    if q:
-        where.append(c.search_text.contains(q.strip().lower(), autoescape=True))
+    if _pattern(q):
+        where.extend(t.contains("customers", _pattern(q)))
     return where
 
 
@@ -159,16 +164,61 @@ def customers(conn: Connection, t: Tables, *, q: str | None = None, limit: int =
     :data:`CUSTOMER_FILTERS`; ``q`` searches name, account number and id (case-insensitive);
     ``scope`` keeps only the customers a principal may see; ``after`` is a :data:`CUSTOMERS_KEY`."""
     c = t.customers.c
-    query = (select(t.customers).where(*_customer_where(t, q, scope, filters),
-                                       *_after(c.registered_at, c.customer_id, after, descending=True))
-             .order_by(c.registered_at.desc(), c.customer_id).limit(limit).offset(offset))
+    found = _searched_customers(conn, t, _pattern(q), limit + offset, after, scope, filters)
+    if found is None:
+        query = (select(t.customers).where(*_customer_where(t, q, scope, filters),
+                                           *_after(c.registered_at, c.customer_id, after, descending=True))
+                 .order_by(c.registered_at.desc(), c.customer_id).limit(limit).offset(offset))
+        found = [dict(row) for row in conn.execute(query).mappings()]
+    else:
+        found = found[offset:]
     rows = []
-    for row in conn.execute(query).mappings():
-        data = _clean(dict(row))
-        data.pop("search_text", None)
-        data.pop("open_risk", None)
+    for row in found:
+        data = _clean(row)
+        for column in ("search_text", "search_key", "open_risk"):
+            data.pop(column, None)
         rows.append(data)
     return rows
+
+
+def _searched_customers(conn: Connection, t: Tables, pattern: str, limit: int, after: Sequence[Any] | None,
+                        scope: Scope, filters: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The first ``limit`` customers containing ``pattern`` in :data:`CUSTOMERS_KEY` order, read from
+    the text index newest registration day first (None when the index cannot hand out keys).
+
+    Keys come in descending order of registration day (:func:`projections.pipeline.search_key`), a
+    chunk at a time; the rows of each chunk that pass the filters are kept. Once ``limit`` rows are
+    kept, the rest of the last kept row's day is read too: every row not read is registered on an
+    earlier day, so the first ``limit`` of the kept rows in the report's order are the answer.
+    """
+    if not pattern or t.text is None:
+        return None
+    c = t.customers.c
+    where = [*_customer_where(t, None, scope, filters),
+             *_after(c.registered_at, c.customer_id, after, descending=True)]
+    below = None if after is None else (utc(after[0]).date().toordinal() + 1) << SEARCH_KEY_POSITION_BITS
+    kept: list[dict[str, Any]] = []
+    last_day = None
+    chunk = max(limit + 1, 64)
+    while True:
+        keys = t.text.keys_below(conn, t.customers, pattern, below, chunk)
+        if keys is None:
+            return None
+        wanted = keys if last_day is None else [k for k in keys if search_key_day(k) == last_day]
+        if wanted:
+            rows = {row["search_key"]: dict(row)
+                    for row in conn.execute(select(t.customers).where(c.search_key.in_(wanted), *where)).mappings()}
+            for key in wanted:
+                if key in rows:
+                    kept.append(rows[key])
+                    if last_day is None and len(kept) >= limit:
+                        last_day = search_key_day(key)
+        if len(keys) < chunk or (last_day is not None and search_key_day(keys[-1]) < last_day):
+            break  # no more keys, or the last kept row's day is read to its end
+        below, chunk = keys[-1], min(chunk * 4, 4096)
+    kept.sort(key=lambda row: row["customer_id"])
+    kept.sort(key=lambda row: row["registered_at"], reverse=True)
+    return kept[:limit]
 
 
 def count_customers(conn: Connection, t: Tables, *, q: str | None = None, scope: Scope = None,
@@ -178,6 +228,10 @@ def count_customers(conn: Connection, t: Tables, *, q: str | None = None, scope:
     if not where:
         f = t.funnel.c
         return int(conn.execute(select(func.sum(f.customers)).where(f.stage == "registered")).scalar() or 0)
+    if _pattern(q) and t.text is not None and not scope and all(v is None for v in filters.values()):
+        counted = t.text.count(conn, t.customers, _pattern(q))  # q alone: the index counts its rows
+        if counted is not None:
+            return counted
     return int(conn.execute(select(func.count()).select_from(t.customers).where(*where)).scalar_one())
 
 
@@ -289,7 +343,8 @@ def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Sc
     """Per status: how many, and the longest days in that status (business time), by status name.
 
     Unscoped, the counts come from the ``record_counts`` rollup and each status's
-    earliest entry from one index lookup; with a ``scope`` they are counted from the scope's rows.
+    earliest entry from one index lookup, in one statement; with a ``scope`` they are
+    counted from the scope's rows.
     """
     now = datetime.now(timezone.utc)
     r = t.records.c
@@ -299,16 +354,11 @@ def pipeline_summary(conn: Connection, t: Tables, aggregate_type: str, scope: Sc
                             .group_by(r.status)).all()
     else:
         k = t.record_counts.c
-        counts = conn.execute(select(k.status, func.sum(k.records)).where(k.aggregate_type == aggregate_type)
-                              .group_by(k.status)).all()
-        rows = []
-        for status, count in counts:
-            if not count:
-                continue
-            oldest = conn.execute(select(r.stage_entered_at).where(r.status == status,
-                                                                   r.aggregate_type == aggregate_type)
-                                  .order_by(r.stage_entered_at).limit(1)).scalar()
-            rows.append((status, count, oldest))
+        counts = (select(k.status, func.sum(k.records).label("records")).where(k.aggregate_type == aggregate_type)
+                  .group_by(k.status).subquery())
+        oldest = (select(r.stage_entered_at).where(r.aggregate_type == aggregate_type, r.status == counts.c.status)
+                  .order_by(r.stage_entered_at).limit(1).scalar_subquery())
+        rows = conn.execute(select(counts.c.status, counts.c.records, oldest).where(counts.c.records != 0)).all()
     result = []
     for status, count, oldest in rows:
         result.append({"status": status, "count": int(count),

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from application import CommandResult, TuohuApplication
@@ -52,31 +53,20 @@ class ReadModelBehind(Exception):
         self.code = "read_model_stopped" if stopped else "read_model_behind"
 
 
-def get_read_models(
+async def get_read_models(
     request: Request,
     consistent_with: Annotated[int | None, Query(
         ge=0, le=2**62, description="a position from a command's response: wait (up to the consistency "
         "timeout, 5 s by default) until the read models include it; 503 with Retry-After if they do not; "
         "422 for a position beyond the newest event")] = None,
 ) -> ReadModels:
-    """The read models the lifespan built, once they include ``consistent_with`` (read-your-writes)."""
+    """The read models the lifespan built, once they include ``consistent_with`` (read-your-writes).
+    (Resolved on the event loop; only the wait for a position runs in a worker thread.)"""
     read_models = getattr(request.app.state, "read_models", None)
     if read_models is None:
         raise HTTPException(status_code=503, detail="tuohu is not started")
     if consistent_with is not None:
-        head = application_of(request).position()
-        if consistent_with > head:  # no command has answered with it: it can never be reached
-            raise RequestValidationError([{
-                "type": "less_than_equal", "loc": ("query", "consistent_with"), "input": consistent_with,
-                "msg": f"Input should be a position a command answered with; the newest event is at {head}",
-                "ctx": {"le": head},
-            }])
-        timeout = request.app.state.consistency_timeout
-        if not read_models.wait_for(consistent_with, timeout):
-            status = read_models.status()
-            raise ReadModelBehind(consistent_with, {r["projection"]: r["position"] for r in status}, timeout,
-                                  [f"{r['projection']} at event {r['error_position']}: {r['error']}"
-                                   for r in status if r["error"]])
+        await run_in_threadpool(_wait_until_consistent, request, read_models, consistent_with)
     return read_models
 
 
@@ -90,6 +80,23 @@ def _by_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_by_value(item) for item in value]
     return value
+
+
+def _wait_until_consistent(request: Request, read_models: ReadModels, position: int) -> None:
+    """Block until the read models include ``position``; 422 past the newest event, 503 on timeout."""
+    head = application_of(request).position()
+    if position > head:  # no command has answered with it: it can never be reached
+        raise RequestValidationError([{
+            "type": "less_than_equal", "loc": ("query", "consistent_with"), "input": position,
+            "msg": f"Input should be a position a command answered with; the newest event is at {head}",
+            "ctx": {"le": head},
+        }])
+    timeout = request.app.state.consistency_timeout
+    if not read_models.wait_for(position, timeout):
+        status = read_models.status()
+        raise ReadModelBehind(position, {r["projection"]: r["position"] for r in status}, timeout,
+                              [f"{r['projection']} at event {r['error_position']}: {r['error']}"
+                               for r in status if r["error"]])
 
 
 def request_digest(method: str, path: str, body: bytes) -> str:

@@ -13,11 +13,13 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from application import Settings, bootstrap
 from interfaces.api import errors, security
@@ -58,6 +60,38 @@ class ReadModelFollower:
         self.thread.join(timeout)
         if self.thread.is_alive():
             logger.warning("read model follower still busy after %.0f s; leaving it to exit with the process", timeout)
+
+
+class RequestIdMiddleware:
+    """Take ``X-Request-ID`` (1-128 visible ASCII characters) or generate one, keep it as the
+    request's ``state.request_id``, and echo it back; a malformed one is a 422.
+
+    A plain ASGI middleware: it sets the header on the response as it is sent, without
+    wrapping the response in a stream of its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        if given is not None and not _REQUEST_ID.match(given):
+            await JSONResponse(status_code=422, content={"detail": [{
+                "type": "string_pattern_mismatch", "loc": ["header", "x-request-id"],
+                "msg": "must be 1 to 128 visible ASCII characters",
+            }]})(scope, receive, send)
+            return
+        request_id = given or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None, *, run_projections: bool = True) -> FastAPI:
@@ -105,20 +139,7 @@ def create_app(settings: Settings | None = None, *, run_projections: bool = True
         dependencies=[Depends(security.authorize)],
     )
 
-    @api.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Take ``X-Request-ID`` (1-128 visible ASCII characters) or generate one; echo it back."""
-        given = request.headers.get(REQUEST_ID_HEADER)
-        if given is not None and not _REQUEST_ID.match(given):
-            return JSONResponse(status_code=422, content={"detail": [{
-                "type": "string_pattern_mismatch", "loc": ["header", "x-request-id"],
-                "msg": "must be 1 to 128 visible ASCII characters",
-            }]})
-        request.state.request_id = given or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
-        return response
-
+    api.add_middleware(RequestIdMiddleware)
     errors.install(api)
     for module in (customers, visits, proposals, contracts, risk_cases, team, users):
         api.include_router(module.commands)

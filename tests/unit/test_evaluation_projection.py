@@ -262,6 +262,38 @@ def test_deposit_balance_deltas_add_up_to_the_asset_scale_at_the_end_of_a_period
     assert world.actual("accounts_opened", "2009-04") == 2
 
 
+def test_the_asset_scale_carries_the_balances_of_earlier_years_into_every_period(world: World) -> None:
+    customer = world.customer("mgr-li", at(2008, 3, 1))
+    world.account(customer, "mgr-li", at(2008, 3, 2))
+    world.figures(customer, "mgr-li", at(2008, 11, 30), "700")
+    world.figures(customer, "mgr-li", at(2009, 2, 28), "900")
+    world.figures(customer, "mgr-li", at(2009, 8, 31), "400")
+    world.figures(customer, "mgr-li", at(2010, 1, 31), "1000")
+
+    # the balance last reported by the end of each period
+    expected = {"2008": 700, "2009-01": 700, "2009-02": 900, "2009-Q1": 900, "2009-05": 900, "2009-H1": 900,
+                "2009-07": 900, "2009-08": 400, "2009-Q3": 400, "2009-11": 400, "2009-H2": 400, "2009": 400,
+                "2010-01": 1000, "2010-Q1": 1000}
+    for period, balance in expected.items():
+        assert world.actual("asset_scale", period, "person", "mgr-li") == balance, period
+    assert world.actual("deposit_balance_growth", "2009") == 400 - 700
+    assert world.actual("deposit_balance_growth", "2009-H2") == 400 - 900
+
+
+def test_growth_compares_with_the_previous_period_of_the_same_length_across_a_year_end(world: World) -> None:
+    for day in (1, 2, 3, 4):
+        world.customer("mgr-li", at(2008, 11, day))
+    world.customer("mgr-li", at(2008, 5, 1))
+    for day in (1, 2, 3, 4, 5, 6):
+        world.customer("mgr-li", at(2009, 1, day))
+
+    assert world.actual("growth_rate", "2009-Q1") == Decimal("50.00")  # 6 against 4 in 2008-Q4
+    assert world.actual("growth_rate", "2009-01") is None  # none in 2008-12
+    assert world.actual("growth_rate", "2009-H1") == Decimal("50.00")  # 6 against 4 in 2008-H2
+    assert world.actual("growth_rate", "2009") == Decimal("20.00")  # 6 against 5 in 2008
+    assert world.actual("new_customers", "2008-H1") == 1
+
+
 def test_a_reassignment_moves_the_customers_balance_to_the_new_manager(world: World) -> None:
     customer = world.customer("mgr-li", at(2009, 4, 1))
     world.account(customer, "mgr-li", at(2009, 4, 2))
