@@ -618,13 +618,12 @@ def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = N
     environment = {**os.environ, **(env or {})}
     workers = []
     try:
-        for job in jobs:
-            worker = subprocess.Popen([sys.executable, "-I", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, env=environment)
-            workers.append((worker, json.dumps(job).encode()))
+        for job in jobs:  # the job on the command line: every worker has it at once, and they run at once
+            workers.append(subprocess.Popen([sys.executable, "-I", script, json.dumps(job)], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment))
         done = []
-        for worker, job_text in workers:
-            out, err = worker.communicate(job_text)
+        for worker in workers:
+            out, err = worker.communicate()
             if worker.returncode != 0:
                 raise RuntimeError(f"chain range worker failed ({worker.returncode}): "
                                    f"{err.decode(errors='replace')[-500:]}")
@@ -633,7 +632,7 @@ def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = N
                          found["last"]))
         return done
     finally:
-        for worker, _ in workers:
+        for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()

@@ -1,8 +1,8 @@
 """Recompute the hash chain over one range of the event store (a worker of ``tuohu audit verify``).
 
-    python chain_range.py < JOB.json
+    python chain_range.py JOB_JSON
 
-The job is one JSON object::
+The job is one JSON object (on the command line: no secret is in it)::
 
     {"store": "sqlite", "path": DB_PATH, "table": TABLE,                   # or
      "store": "postgres", "schema": SCHEMA, "table": TABLE, "snapshot": ID,  # (connection from PG* variables)
@@ -129,7 +129,7 @@ def run(job: dict[str, Any]) -> Result:
 
 
 def main() -> None:
-    links, rows, last = run(json.load(sys.stdin))
+    links, rows, last = run(json.loads(sys.argv[1]))
     print(json.dumps({"links": {str(p): v.hex() for p, v in links.items()}, "rows": rows, "last": last}))
 
 
