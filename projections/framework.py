@@ -468,6 +468,14 @@ class Projection:
         if handler is not None:
             handler(batch, event)
 
+    def relevant(self, events: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """The ``(position, event)`` pairs :meth:`apply` acts on: those with a handler, or all of
+        them when the projection has its own ``apply``."""
+        if type(self).apply is not Projection.apply:
+            return list(events)
+        handlers = self._handlers
+        return [pair for pair in events if type(pair[1]) in handlers]
+
     @property
     def _handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         cached = self.__dict__.get("_handler_cache")
@@ -708,9 +716,13 @@ class ProjectionRunner:
                 if not notifications:
                     break
                 decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+                unconcerned = {}
                 for name, position in pending.items():
                     todo = [(i, e) for i, e in decoded if i > position]
                     if not todo:
+                        continue
+                    if not self.store.projections[name].relevant(todo):
+                        unconcerned[name] = position
                         continue
                     try:
                         positions[name] = self._apply(name, targets[name], position, todo)
@@ -720,6 +732,13 @@ class ProjectionRunner:
                         positions[name] = failure.position - 1
                     except _Moved:
                         stopped.add(name)
+                if unconcerned:
+                    moved = self._pass_over({n: (targets[n], p) for n, p in unconcerned.items()}, *decoded[-1])
+                    for name in unconcerned:
+                        if name in moved:
+                            positions[name] = decoded[-1][0]
+                        else:
+                            stopped.add(name)
                 with self._progress:
                     self._progress.notify_all()
         if failures:
@@ -813,7 +832,7 @@ class ProjectionRunner:
                 conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
             batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
             if memory is None:
-                projection.prefetch(batch, [e for _, e in events])
+                projection.prefetch(batch, [e for _, e in projection.relevant(events)])
             notification_id = position
             every = projection.checkpoint_every
             try:
@@ -857,6 +876,21 @@ class ProjectionRunner:
             conn.execute(update(tracking).where(and_(tracking.c.projection == name, tracking.c.generation == generation,
                                                      tracking.c.position == position))
                          .values(position=new_position, updated_at=_now()))
+
+    def _pass_over(self, positions: dict[str, tuple[int, int]], new_position: int, last_event: Any) -> set[str]:
+        """Move projections that apply none of the events up to ``new_position`` (``last_event``'s),
+        in one transaction: ``positions`` is ``{projection: (generation, position)}``. Each moves
+        only from the position given; returns the projections that moved."""
+        moved = set()
+        with self.store.engine.begin() as conn:
+            for name, (generation, position) in positions.items():
+                if conn.execute(update(tracking).where(and_(
+                        tracking.c.projection == name, tracking.c.generation == generation,
+                        tracking.c.position == position)).values(
+                        position=new_position, last_event_at=last_event.timestamp, error=None, error_position=None,
+                        updated_at=_now())).rowcount == 1:
+                    moved.add(name)
+        return moved
 
     def _record_error(self, name: str, generation: int, position: int, error: str) -> None:
         with self.store.engine.begin() as conn:
