@@ -691,6 +691,8 @@ class ProjectionRunner:
         """Events per transaction when filling a generation no query reads yet."""
         self._lock = threading.Lock()
         self._progress = threading.Condition()
+        self._wanted = threading.Event()
+        """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
 
     # ------------------------------------------------------------------ catching up
 
@@ -741,6 +743,8 @@ class ProjectionRunner:
                             stopped.add(name)
                 with self._progress:
                     self._progress.notify_all()
+                if len(notifications) < limit:
+                    break  # at the head as it stood when read: what came since waits for the next call
         if failures:
             raise failures[0]
         return positions
@@ -903,11 +907,16 @@ class ProjectionRunner:
         """Catch up, then keep up until ``stop`` is set.
 
         Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY);
-        over SQLite, which cannot subscribe, it polls ``select_notifications``.
+        over SQLite, which cannot subscribe, it polls ``select_notifications`` every
+        ``poll_interval`` seconds, applying what arrived meanwhile in one batch, and
+        at once when :meth:`wait_for` waits for a position.
         """
         subscribe = getattr(self.recorder, "subscribe", None)
         use_subscription = subscribe is not None and type(self.recorder).__module__.endswith("postgres")
+        threading.Thread(target=lambda: (stop.wait(), self._wanted.set()), daemon=True,
+                         name="tuohu-follow-stop").start()
         while not stop.is_set():
+            self._wanted.clear()
             try:
                 positions = self.catch_up()
             except ProjectionFailed as failure:
@@ -919,7 +928,7 @@ class ProjectionRunner:
                 stop.wait(1.0)
                 continue
             if not use_subscription:
-                stop.wait(poll_interval)
+                self._wanted.wait(poll_interval)
                 continue
             low = min(positions.values(), default=0)
             try:
@@ -945,6 +954,7 @@ class ProjectionRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            self._wanted.set()
             with self._progress:
                 self._progress.wait(min(0.05, remaining))
 

@@ -233,3 +233,19 @@ def test_a_projection_that_applies_none_of_the_events_moves_past_them_without_ro
     assert read_models.store.is_empty("team", team["generation"])
     assert read_models.store.position("pipeline") == head
 
+
+def test_a_waiting_reader_wakes_a_follower_between_its_polls(services) -> None:
+    application, read_models = services
+    stop = threading.Event()
+    follower = threading.Thread(target=read_models.runner.follow, args=(stop,), kwargs={"poll_interval": 60})
+    follower.start()
+    try:
+        position = application.register_customer(
+            Context("mgr-wu", "customer_manager"), kind="retail", acquisition_channel="online", source_detail="web",
+            segment="mass", manager_id="mgr-wu", branch="B1").position
+        assert read_models.wait_for(position, timeout=10) is True  # long before the next poll
+    finally:
+        stop.set()
+        follower.join(10)
+    assert not follower.is_alive()
+    assert read_models.funnel()["registered"] == 1
