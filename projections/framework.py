@@ -635,6 +635,17 @@ class ReadModelStore:
     def position(self, name: str, generation: int | None = None) -> int:
         return int(self.tracking_row(name, generation)["position"])
 
+    def standings(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """``{projection: (active generation, its position)}`` of ``names``, in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(projection_state.c.projection, projection_state.c.active_generation, tracking.c.position)
+                .join(tracking, and_(tracking.c.projection == projection_state.c.projection,
+                                     tracking.c.generation == projection_state.c.active_generation))
+                .where(projection_state.c.projection.in_(list(names)))).all()
+        found = {name: (int(generation), int(position)) for name, generation, position in rows}
+        return {name: found[name] for name in names}
+
     # ------------------------------------------------------------------ checksums
 
     def checksum(self, name: str, generation: int | None = None, conn: Connection | None = None) -> dict[str, str]:
@@ -705,8 +716,9 @@ class ProjectionRunner:
         names = list(names or self.store.projections)
         failures: list[ProjectionFailed] = []
         with self._lock:
-            targets = {n: self.store.active_generation(n) for n in names}
-            positions = {n: self.store.position(n, g) for n, g in targets.items()}
+            standings = self.store.standings(names)
+            targets = {n: generation for n, (generation, _) in standings.items()}
+            positions = {n: position for n, (_, position) in standings.items()}
             stopped: set[str] = set()
             while True:
                 pending = {n: p for n, p in positions.items() if n not in stopped and (until is None or p < until)}
@@ -949,7 +961,7 @@ class ProjectionRunner:
         names = list(names or self.store.projections)
         deadline = time.monotonic() + timeout
         while True:
-            if all(self.store.position(n) >= position for n in names):
+            if all(reached >= position for _, reached in self.store.standings(names).values()):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
