@@ -918,9 +918,11 @@ class ProjectionRunner:
     def follow(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
         """Catch up, then keep up until ``stop`` is set.
 
-        Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY);
-        over SQLite, which cannot subscribe, it polls ``select_notifications`` every
-        ``poll_interval`` seconds, applying what arrived meanwhile in one batch, and
+        Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY) and
+        catches up when an event arrives, but not sooner than ``poll_interval``
+        seconds after the previous catch-up; over SQLite, which cannot subscribe, it
+        polls ``select_notifications`` every ``poll_interval`` seconds. Either way the
+        events that arrived meanwhile are applied in one batch, and a catch-up starts
         at once when :meth:`wait_for` waits for a position.
         """
         subscribe = getattr(self.recorder, "subscribe", None)
@@ -947,11 +949,17 @@ class ProjectionRunner:
                 with subscribe(gt=low) as subscription:
                     watcher = threading.Thread(target=lambda: (stop.wait(), subscription.stop()), daemon=True)
                     watcher.start()
+                    caught_up_at = time.monotonic()
                     for notification in subscription:
                         if stop.is_set():
                             break
                         if notification.id > low:
+                            self._wanted.wait(max(0.0, caught_up_at + poll_interval - time.monotonic()))
+                            if stop.is_set():
+                                break
+                            self._wanted.clear()
                             low = min(self.catch_up().values(), default=low)
+                            caught_up_at = time.monotonic()
             except Exception:  # noqa: BLE001
                 log.exception("projection runner: subscription ended; catching up again")
                 stop.wait(1.0)
