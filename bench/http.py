@@ -18,9 +18,13 @@ In one run, on a fresh store:
    warm-up of each, alternating the two in ``--rounds`` rounds so that both see
    the same background load of the machine.
 
-Prints per route the throughput (requests/s) and the p50 / p99 latency (ms),
-and the ratio command / no-op throughput (goal >= 0.5). Loopback only; every
-loop is bounded by ``--requests``.
+Prints per route the throughput (requests/s), the p50 / p99 latency (ms) and
+the server's CPU time per request (ms: user + system time of the server process,
+read from ``/proc`` on Linux, including the read models' catch-up that follows
+each phase, for which the client waits a second), the ratio command / no-op
+throughput (goal >= 0.5) and the ratio of the CPU times no-op / command. On a
+machine busy with other work the throughputs vary from run to run; the CPU
+times vary less. Loopback only; every loop is bounded by ``--requests``.
 """
 
 from __future__ import annotations
@@ -50,19 +54,32 @@ sys.path.insert(0, str(ROOT))
 MANAGER = "bench-mgr"
 BRANCH = "bench-branch"
 WARMUP = 100
+SETTLE = 1.0
+"""Seconds the client waits after a phase before reading the server's CPU time: the read
+models catch up on the phase's events (every 0.5 s) within it."""
 
 
 # ---------------------------------------------------------------------- the client process
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (None where ``/proc`` is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _client(port: int, token: str, customers: list[str], requests: int, threads: int,
-            rounds: int) -> dict[str, Any]:
+            rounds: int, server_pid: int) -> dict[str, Any]:
     """Alternate no-op and command phases for ``rounds`` rounds (so both routes see the same
     background load), after a warm-up of each; returns per route the pooled figures."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Connection": "keep-alive"}
     connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(threads)]
 
-    def phase(path_of: Any, first: int, count: int) -> tuple[float, list[float], dict[int, int]]:
+    def phase(path_of: Any, first: int, count: int) -> tuple[float, list[float], dict[int, int], float | None]:
         latencies: list[list[float]] = [[] for _ in range(threads)]
         statuses: dict[int, int] = {}
         lock = threading.Lock()
@@ -85,11 +102,16 @@ def _client(port: int, token: str, customers: list[str], requests: int, threads:
         pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
         for thread in pool:
             thread.start()
+        cpu_before = _cpu_seconds(server_pid)
         barrier.wait()
         began = time.perf_counter()
         for thread in pool:
             thread.join()
-        return time.perf_counter() - began, [x for per in latencies for x in per], statuses
+        seconds = time.perf_counter() - began
+        time.sleep(SETTLE)
+        cpu_after = _cpu_seconds(server_pid)
+        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        return seconds, [x for per in latencies for x in per], statuses, cpu
 
     per_thread = max(1, len(customers) // threads)
 
@@ -101,12 +123,14 @@ def _client(port: int, token: str, customers: list[str], requests: int, threads:
 
     phase(noop_path, 0, WARMUP)
     phase(command_path, 0, WARMUP)
-    pooled: dict[str, Any] = {name: {"seconds": 0.0, "latencies": [], "statuses": {}} for name in ("noop", "command")}
+    pooled: dict[str, Any] = {name: {"seconds": 0.0, "latencies": [], "statuses": {}, "cpu": 0.0}
+                              for name in ("noop", "command")}
     chunk = max(1, requests // rounds)
     for r in range(rounds):
         for name, path_of in (("noop", noop_path), ("command", command_path)):
-            seconds, latencies, statuses = phase(path_of, WARMUP + r * chunk, chunk)
+            seconds, latencies, statuses, cpu = phase(path_of, WARMUP + r * chunk, chunk)
             pooled[name]["seconds"] += seconds
+            pooled[name]["cpu"] = None if cpu is None or pooled[name]["cpu"] is None else pooled[name]["cpu"] + cpu
             pooled[name]["latencies"] += latencies
             for status, n in statuses.items():
                 pooled[name]["statuses"][status] = pooled[name]["statuses"].get(status, 0) + n
@@ -117,7 +141,8 @@ def _client(port: int, token: str, customers: list[str], requests: int, threads:
         flat = sorted(p["latencies"])
         figures[name] = {"requests": len(flat), "seconds": p["seconds"], "per_second": len(flat) / p["seconds"],
                          "statuses": p["statuses"], "p50_ms": 1000 * flat[len(flat) // 2],
-                         "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))]}
+                         "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))],
+                         "cpu_ms": None if p["cpu"] is None else 1000 * p["cpu"] / len(flat)}
     return figures
 
 
@@ -191,7 +216,7 @@ def main() -> None:
     if args.client:
         spec = json.loads(args.client)
         print(json.dumps(_client(spec["port"], spec["token"], spec["customers"], args.requests, args.threads,
-                                 args.rounds)))
+                                 args.rounds, spec["server_pid"])))
         return
 
     with tempfile.TemporaryDirectory(prefix="tuohu-bench-http-") as tmp:
@@ -214,7 +239,7 @@ def main() -> None:
             server = subprocess.Popen([sys.executable, "-c", serve], cwd=ROOT, env=server_env)
             try:
                 _wait_until_up(port, server)
-                spec = json.dumps({"port": port, "token": token, "customers": customers})
+                spec = json.dumps({"port": port, "token": token, "customers": customers, "server_pid": server.pid})
                 client = subprocess.run(
                     [sys.executable, __file__, "--client", spec, "--requests", str(args.requests),
                      "--threads", str(args.threads), "--rounds", str(args.rounds)],
@@ -236,10 +261,13 @@ def main() -> None:
           f"{args.requests} requests per route, commands over {args.customers} customers)")
     for name, label in (("noop", "POST /bench/noop"), ("command", "POST /customers/{id}/facts")):
         f = figures[name]
+        cpu = "" if f["cpu_ms"] is None else f"   server CPU {f['cpu_ms']:5.2f} ms/req"
         print(f"  {label:28s} {f['per_second']:8.0f} req/s   p50 {f['p50_ms']:6.2f} ms   p99 {f['p99_ms']:6.2f} ms"
-              f"   statuses {f['statuses']}")
+              f"{cpu}   statuses {f['statuses']}")
     ratio = figures["command"]["per_second"] / figures["noop"]["per_second"]
     print(f"  ratio command / no-op: {ratio:.2f} (goal >= 0.5)")
+    if figures["command"]["cpu_ms"] and figures["noop"]["cpu_ms"] is not None:
+        print(f"  server CPU per request, no-op / command: {figures['noop']['cpu_ms'] / figures['command']['cpu_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -375,7 +375,8 @@ def projections_catch_up() -> None:
 
 @projections_app.command("run")
 def projections_run(
-    poll: Annotated[float, typer.Option(help="Seconds between polls over SQLite")] = 0.2,
+    poll: Annotated[float, typer.Option(help="Seconds between catch-ups: between polls over SQLite, "
+                                             "at least between two over PostgreSQL")] = 0.2,
 ) -> None:
     """Run the projections as a worker: catch up, then follow the log until stopped (Ctrl-C / SIGTERM)."""
     import signal

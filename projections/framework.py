@@ -492,6 +492,14 @@ class Projection:
         if handler is not None:
             handler(batch, event)
 
+    def relevant(self, events: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """The ``(position, event)`` pairs :meth:`apply` acts on: those with a handler, or all of
+        them when the projection has its own ``apply``."""
+        if type(self).apply is not Projection.apply:
+            return list(events)
+        handlers = self._handlers
+        return [pair for pair in events if type(pair[1]) in handlers]
+
     @property
     def _handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         cached = self.__dict__.get("_handler_cache")
@@ -662,6 +670,17 @@ class ReadModelStore:
     def position(self, name: str, generation: int | None = None) -> int:
         return int(self.tracking_row(name, generation)["position"])
 
+    def standings(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """``{projection: (active generation, its position)}`` of ``names``, in one query."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(projection_state.c.projection, projection_state.c.active_generation, tracking.c.position)
+                .join(tracking, and_(tracking.c.projection == projection_state.c.projection,
+                                     tracking.c.generation == projection_state.c.active_generation))
+                .where(projection_state.c.projection.in_(list(names)))).all()
+        found = {name: (int(generation), int(position)) for name, generation, position in rows}
+        return {name: found[name] for name in names}
+
     # ------------------------------------------------------------------ checksums
 
     def checksum(self, name: str, generation: int | None = None, conn: Connection | None = None) -> dict[str, str]:
@@ -722,6 +741,8 @@ class ProjectionRunner:
         """Events per transaction when filling a generation no query reads yet."""
         self._lock = threading.Lock()
         self._progress = threading.Condition()
+        self._wanted = threading.Event()
+        """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
 
     # ------------------------------------------------------------------ catching up
 
@@ -734,8 +755,9 @@ class ProjectionRunner:
         names = list(names or self.store.projections)
         failures: list[ProjectionFailed] = []
         with self._lock:
-            targets = {n: self.store.active_generation(n) for n in names}
-            positions = {n: self.store.position(n, g) for n, g in targets.items()}
+            standings = self.store.standings(names)
+            targets = {n: generation for n, (generation, _) in standings.items()}
+            positions = {n: position for n, (_, position) in standings.items()}
             stopped: set[str] = set()
             while True:
                 pending = {n: p for n, p in positions.items() if n not in stopped and (until is None or p < until)}
@@ -747,9 +769,13 @@ class ProjectionRunner:
                 if not notifications:
                     break
                 decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+                unconcerned = {}
                 for name, position in pending.items():
                     todo = [(i, e) for i, e in decoded if i > position]
                     if not todo:
+                        continue
+                    if not self.store.projections[name].relevant(todo):
+                        unconcerned[name] = position
                         continue
                     try:
                         positions[name] = self._apply(name, targets[name], position, todo)
@@ -759,8 +785,17 @@ class ProjectionRunner:
                         positions[name] = failure.position - 1
                     except _Moved:
                         stopped.add(name)
+                if unconcerned:
+                    moved = self._pass_over({n: (targets[n], p) for n, p in unconcerned.items()}, *decoded[-1])
+                    for name in unconcerned:
+                        if name in moved:
+                            positions[name] = decoded[-1][0]
+                        else:
+                            stopped.add(name)
                 with self._progress:
                     self._progress.notify_all()
+                if len(notifications) < limit:
+                    break  # at the head as it stood when read: what came since waits for the next call
         if failures:
             raise failures[0]
         return positions
@@ -863,7 +898,7 @@ class ProjectionRunner:
                 conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
             batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
             if memory is None:
-                projection.prefetch(batch, [e for _, e in events])
+                projection.prefetch(batch, [e for _, e in projection.relevant(events)])
             notification_id = position
             every = projection.checkpoint_every
             try:
@@ -908,6 +943,21 @@ class ProjectionRunner:
                                                      tracking.c.position == position))
                          .values(position=new_position, updated_at=_now()))
 
+    def _pass_over(self, positions: dict[str, tuple[int, int]], new_position: int, last_event: Any) -> set[str]:
+        """Move projections that apply none of the events up to ``new_position`` (``last_event``'s),
+        in one transaction: ``positions`` is ``{projection: (generation, position)}``. Each moves
+        only from the position given; returns the projections that moved."""
+        moved = set()
+        with self.store.engine.begin() as conn:
+            for name, (generation, position) in positions.items():
+                if conn.execute(update(tracking).where(and_(
+                        tracking.c.projection == name, tracking.c.generation == generation,
+                        tracking.c.position == position)).values(
+                        position=new_position, last_event_at=last_event.timestamp, error=None, error_position=None,
+                        updated_at=_now())).rowcount == 1:
+                    moved.add(name)
+        return moved
+
     def _record_error(self, name: str, generation: int, position: int, error: str) -> None:
         with self.store.engine.begin() as conn:
             conn.execute(update(tracking).where(and_(tracking.c.projection == name, tracking.c.generation == generation))
@@ -918,12 +968,19 @@ class ProjectionRunner:
     def follow(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
         """Catch up, then keep up until ``stop`` is set.
 
-        Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY);
-        over SQLite, which cannot subscribe, it polls ``select_notifications``.
+        Over PostgreSQL this waits on the library's subscription (LISTEN/NOTIFY) and
+        catches up when an event arrives, but not sooner than ``poll_interval``
+        seconds after the previous catch-up; over SQLite, which cannot subscribe, it
+        polls ``select_notifications`` every ``poll_interval`` seconds. Either way the
+        events that arrived meanwhile are applied in one batch, and a catch-up starts
+        at once when :meth:`wait_for` waits for a position.
         """
         subscribe = getattr(self.recorder, "subscribe", None)
         use_subscription = subscribe is not None and type(self.recorder).__module__.endswith("postgres")
+        threading.Thread(target=lambda: (stop.wait(), self._wanted.set()), daemon=True,
+                         name="tuohu-follow-stop").start()
         while not stop.is_set():
+            self._wanted.clear()
             try:
                 positions = self.catch_up()
             except ProjectionFailed as failure:
@@ -935,18 +992,24 @@ class ProjectionRunner:
                 stop.wait(1.0)
                 continue
             if not use_subscription:
-                stop.wait(poll_interval)
+                self._wanted.wait(poll_interval)
                 continue
             low = min(positions.values(), default=0)
             try:
                 with subscribe(gt=low) as subscription:
                     watcher = threading.Thread(target=lambda: (stop.wait(), subscription.stop()), daemon=True)
                     watcher.start()
+                    caught_up_at = time.monotonic()
                     for notification in subscription:
                         if stop.is_set():
                             break
                         if notification.id > low:
+                            self._wanted.wait(max(0.0, caught_up_at + poll_interval - time.monotonic()))
+                            if stop.is_set():
+                                break
+                            self._wanted.clear()
                             low = min(self.catch_up().values(), default=low)
+                            caught_up_at = time.monotonic()
             except Exception:  # noqa: BLE001
                 log.exception("projection runner: subscription ended; catching up again")
                 stop.wait(1.0)
@@ -956,11 +1019,12 @@ class ProjectionRunner:
         names = list(names or self.store.projections)
         deadline = time.monotonic() + timeout
         while True:
-            if all(self.store.position(n) >= position for n in names):
+            if all(reached >= position for _, reached in self.store.standings(names).values()):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            self._wanted.set()
             with self._progress:
                 self._progress.wait(min(0.05, remaining))
 

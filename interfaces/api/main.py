@@ -38,9 +38,10 @@ class ReadModelFollower:
     """A daemon thread that keeps the read models up to date until :meth:`stop`.
 
     It runs the projections' own runner (``ProjectionRunner.follow``): catch up
-    every ``interval`` seconds over SQLite (over PostgreSQL it waits for the
-    log's notifications); a stopped projection or a lost connection is logged
-    and retried, never the end of the thread.
+    on the events that arrived, at most every ``interval`` seconds (over SQLite
+    it polls; over PostgreSQL it waits for the log's notifications), and at once
+    when a query waits for a position (``consistent_with``). A stopped projection
+    or a lost connection is logged and retried, never the end of the thread.
     """
 
     def __init__(self, read_models: ReadModels, interval: float = CATCH_UP_INTERVAL) -> None:

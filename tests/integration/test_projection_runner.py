@@ -264,3 +264,36 @@ def test_wait_for_returns_once_the_position_is_reached(services) -> None:
         stop.set()
         follower.join(10)
     assert read_models.funnel()["registered"] == 1
+
+
+def test_a_projection_that_applies_none_of_the_events_moves_past_them_without_rows(services) -> None:
+    application, read_models = services
+    ctx = Context("mgr-wu", "customer_manager")
+    customer = application.register_customer(ctx, kind="retail", acquisition_channel="online", source_detail="web",
+                                             segment="mass", manager_id="mgr-wu", branch="B1").aggregate_id
+    head = application.record_facts(ctx, customer, group="needs", facts={"deposit": True}).position
+
+    read_models.catch_up()
+
+    team = read_models.store.tracking_row("team")  # staff, schemes and targets only: no customer event
+    assert team["position"] == head
+    assert team["last_event_at"] is not None
+    assert read_models.store.is_empty("team", team["generation"])
+    assert read_models.store.position("pipeline") == head
+
+
+def test_a_waiting_reader_wakes_a_follower_between_its_polls(services) -> None:
+    application, read_models = services
+    stop = threading.Event()
+    follower = threading.Thread(target=read_models.runner.follow, args=(stop,), kwargs={"poll_interval": 60})
+    follower.start()
+    try:
+        position = application.register_customer(
+            Context("mgr-wu", "customer_manager"), kind="retail", acquisition_channel="online", source_detail="web",
+            segment="mass", manager_id="mgr-wu", branch="B1").position
+        assert read_models.wait_for(position, timeout=10) is True  # long before the next poll
+    finally:
+        stop.set()
+        follower.join(10)
+    assert not follower.is_alive()
+    assert read_models.funnel()["registered"] == 1
