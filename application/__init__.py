@@ -10,16 +10,18 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# Bound here, after the submodule of the same name: importing ``application.bootstrap`` binds the
+# package's ``bootstrap`` to the module, and this binds it back to the function (the module is light).
+from application.bootstrap import bootstrap
+from application.settings import Settings
+
 if TYPE_CHECKING:
     from application.app import (AlreadyExists, CommandResult, ConcurrentUpdate, NotFound, TuohuApplication,
                                  VersionMismatch)
-    from application.bootstrap import bootstrap
-    from application.settings import Settings
 
 _EXPORTS = {"AlreadyExists": "application.app", "CommandResult": "application.app",
             "ConcurrentUpdate": "application.app", "NotFound": "application.app",
-            "TuohuApplication": "application.app", "VersionMismatch": "application.app",
-            "bootstrap": "application.bootstrap", "Settings": "application.settings"}
+            "TuohuApplication": "application.app", "VersionMismatch": "application.app"}
 
 __all__ = ["AlreadyExists", "CommandResult", "ConcurrentUpdate", "NotFound", "Settings", "TuohuApplication",
            "VersionMismatch", "bootstrap"]

@@ -567,5 +567,17 @@ def demo_generate(
     console.print(f"read models at {json.dumps(position)}")
 
 
+def main() -> None:
+    """The ``tuohu`` command: the Typer app, with an event store that cannot be used reported in
+    one line (exit 2) instead of a traceback."""
+    from application.bootstrap import StoreUnavailable
+
+    try:
+        app()
+    except StoreUnavailable as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

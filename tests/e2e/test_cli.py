@@ -91,3 +91,37 @@ def test_staff_performance_without_a_scheme_and_a_year_out_of_range_say_so(tmp_p
     assert "Traceback" not in no_scheme.stdout + no_scheme.stderr
     assert bad_year.returncode == 2
     assert "1900" in bad_year.stdout + bad_year.stderr
+
+
+def test_an_unreachable_postgresql_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUOHU_")}
+    env.update(TUOHU_DATA_DIR=str(tmp_path), TUOHU_DATABASE_URL="postgresql://postgres@127.0.0.1:1/test")
+    result = subprocess.run([sys.executable, "-m", "interfaces.cli", "projections", "status"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "cannot connect to PostgreSQL" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_missing_postgresql_schema_is_created(tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    schema = f"tuohu_new_{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUOHU_")}
+    env.update(TUOHU_DATA_DIR=str(tmp_path), TUOHU_DATABASE_URL=POSTGRES_URL, TUOHU_DATABASE_SCHEMA=schema)
+    try:
+        result = subprocess.run([sys.executable, "-m", "interfaces.cli", "projections", "status", "--json"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        with psycopg.connect(POSTGRES_URL) as conn:
+            tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone()[0]
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert tables > 0
