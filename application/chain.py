@@ -44,14 +44,13 @@ from typing import IO, Any
 from application.chain_range import PAGE as _PAGE
 from application.chain_range import POSTGRES_SELECT
 from application.chain_range import Result as RangeResult
-from application.chain_range import link
+from application.chain_range import chain, link, postgres_rows
 
 log = logging.getLogger(__name__)
 GENESIS = hashlib.sha256(b"tuohu audit chain v1").digest()
 EXPORT_FORMAT = "tuohu-audit-export/1"
 SEAL_FORMAT = "tuohu-seal/1"
 FIRST = -(2**63)
-_sha256 = hashlib.sha256
 
 
 
@@ -84,7 +83,8 @@ class Problem:
     """The first place where the stored events and the chain disagree."""
 
     position: int
-    kind: str  # edited | deleted | inserted | reordered | chain_altered | seal_mismatch (| truncated | not_covered | format: files)
+    # edited, deleted, inserted, reordered, chain_altered, seal_mismatch; in files also truncated, not_covered, format
+    kind: str
     detail: str
 
 
@@ -430,8 +430,6 @@ class _PostgresSnapshot(Snapshot):
             with suppress(Exception):
                 cursor.close()
 
-    _SELECT = POSTGRES_SELECT
-
     def pages(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
         """A server-side cursor in binary: the state's bytes as stored, not hex-encoded by the server
         and decoded here again; other queries may run while it is open."""
@@ -441,7 +439,7 @@ class _PostgresSnapshot(Snapshot):
         self._cursors += 1
         cursor = self.conn.cursor(name=f"tuohu_chain_{self._cursors}", row_factory=tuple_row, binary=True)
         try:
-            cursor.execute(self.c.SQL(self._SELECT).format(self.c.events_table, Placeholder(), Placeholder()),
+            cursor.execute(self.c.SQL(POSTGRES_SELECT).format(self.c.events_table, Placeholder(), Placeholder()),
                            (after, upto if upto is not None else 2**63 - 1))
             while True:
                 rows = cursor.fetchmany(_PAGE)
@@ -455,20 +453,14 @@ class _PostgresSnapshot(Snapshot):
     def scan(self, after: int = FIRST, upto: int | None = None) -> Iterator[list[Row]]:
         """A binary ``COPY``: no round trip per page. Nothing else may run on the connection until it
         has been read to the end (a ``COPY`` left early is cancelled, which ends the snapshot)."""
-        from psycopg.sql import Literal
-
-        query = self.c.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(self.c.SQL(self._SELECT).format(
-            self.c.events_table, Literal(int(after)), Literal(int(upto) if upto is not None else 2**63 - 1)))
-        with self.conn.cursor() as cursor, cursor.copy(query) as copy:
-            copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
-            page: list[Row] = []
-            for row in copy.rows():
-                page.append(row)
-                if len(page) >= _PAGE:
-                    yield page
-                    page = []
-            if page:
+        page: list[Row] = []
+        for row in postgres_rows(self.conn, self.c.events_table, after, upto if upto is not None else 2**63 - 1):
+            page.append(row)
+            if len(page) >= _PAGE:
                 yield page
+                page = []
+        if page:
+            yield page
 
     def count_after(self, position: int) -> int:
         return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {} WHERE notification_id > %s")
@@ -760,7 +752,7 @@ class AuditChain:
     @staticmethod
     def _unfound(problem: Problem, head: tuple[int, bytes, int] | None) -> Problem:
         """``problem`` when the stored events agree with the stored links: a seal does not."""
-        if problem.detail.endswith("the published"):
+        if problem.detail == _DIFFERS.format("published"):
             return Problem(problem.position, "seal_mismatch",
                            "the stored events agree with the stored links, but not with the published seal: the "
                            "events and the chain were rewritten together after it was published, or the seal is "
@@ -778,17 +770,13 @@ class AuditChain:
         detail says whether the stored events still hash to the published link."""
         held = f"the published seal covers position {published.position}, but the stored chain " + (
             "holds no link" if head is None else f"stops at position {head[0]}")
-        prev, last = GENESIS, None
         with closing(snap.scan(FIRST, published.position)) as pages:
-            for rows in pages:
-                for position, oid, version, topic, state in rows:
-                    prev = link(prev, position, oid, version, topic, state)
-                last = rows[-1][0]
+            found, _rows, last = chain((row for page in pages for row in page), GENESIS, [published.position])
         if last != published.position:
             return Problem(published.position, "deleted", f"{held}, and no event is stored at that position "
                                                           f"(the last one up to it is {last}): events were deleted, "
                                                           "or the seal is not this store's")
-        if prev == bytes.fromhex(published.link):
+        if found[published.position] == bytes.fromhex(published.link):
             return Problem(published.position, "chain_altered", f"{held}: the chain or seal table was emptied or "
                                                                 "rolled back (the stored events up to it still "
                                                                 "hash to the published link)")
@@ -806,22 +794,18 @@ class AuditChain:
         sealed_upto = head[0]
         result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
-        sha, prev, checked, after = _sha256, GENESIS, 0, FIRST
+        prev, checked, after = GENESIS, 0, FIRST
         for check in sorted(p for p in checks if p <= sealed_upto):
-            last = None
             with closing(snap.scan(after, check)) as pages:
-                for rows in pages:  # the hot loop: one hash per stored event
-                    for position, oid, version, topic, state in rows:
-                        prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic),
-                                                                   topic, len(state), state)).digest()
-                    checked += len(rows)
-                    last = rows[-1][0]
+                found, rows, last = chain((row for page in pages for row in page), prev, [check])
+            checked += rows
             result.checked = checked
             if last != check:
                 return Problem(check, "deleted", "a sealed position holds no event any more")
-            for what, expected in checks[check]:
-                if prev != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
-                    return Problem(check, "seal_mismatch", f"the recomputed link differs from the {what}")
+            prev = found[check]
+            problem = _mismatch(check, prev, checks[check])
+            if problem is not None:
+                return problem
             after = check
         if beyond:
             return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
@@ -864,10 +848,10 @@ class AuditChain:
                 if found is None:
                     return Problem(position, "deleted", "a sealed position holds no event any more")
                 if position == end and found != stored[end]:
-                    return Problem(end, "seal_mismatch", "the recomputed link differs from the chain's")
-                for what, expected in checks.get(position, []):
-                    if found != (expected[1] if what == "head" else bytes.fromhex(expected.link)):
-                        return Problem(position, "seal_mismatch", f"the recomputed link differs from the {what}")
+                    return Problem(end, "seal_mismatch", _DIFFERS.format("chain's"))
+                problem = _mismatch(position, found, checks.get(position, []))
+                if problem is not None:
+                    return problem
         if checked != count:
             return Problem(sealed_upto, "seal_mismatch", f"{checked} events are stored up to the chain's head, "
                                                          f"{count} were linked")
@@ -1002,6 +986,17 @@ class AuditChain:
 def _id(originator_id: bytes) -> str:
     text = originator_id.decode(errors="replace")
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}" if len(text) == 32 else text
+
+
+_DIFFERS = "the recomputed link differs from the {}"
+
+
+def _mismatch(position: int, found: bytes, expected: list[tuple[str, Any]]) -> Problem | None:
+    """The first of the seals, published seal or head ``expected`` at ``position`` that ``found`` differs from."""
+    for what, seal in expected:
+        if found != (seal[1] if what == "head" else bytes.fromhex(seal.link)):
+            return Problem(position, "seal_mismatch", _DIFFERS.format(what))
+    return None
 
 
 def _published_json(seal: Seal | None) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 PAGE = 5000
@@ -111,13 +111,22 @@ def recompute_postgres(schema: str, table: str, snapshot: str, after: int, upto:
     with psycopg.connect("") as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute(SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(snapshot)))
-        query = SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(SQL(POSTGRES_SELECT).format(
-            SQL("{}.{}").format(Identifier(schema), Identifier(table)), Literal(int(after)), Literal(int(upto))))
-        with conn.cursor() as cursor, cursor.copy(query) as copy:
-            copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
-            found = chain(copy.rows(), prev, report)
+        found = chain(postgres_rows(conn, SQL("{}.{}").format(Identifier(schema), Identifier(table)), after, upto),
+                      prev, report)
         conn.rollback()
     return found
+
+
+def postgres_rows(conn: Any, table: Any, after: int, upto: int) -> Iterator[tuple[int, bytes, int, bytes, bytes]]:
+    """The stored events in ``(after, upto]`` of ``table`` (a psycopg SQL identifier) by binary ``COPY``:
+    the state's bytes as stored, not hex-encoded. Read it to the end before using ``conn`` again."""
+    from psycopg.sql import SQL, Literal
+
+    query = SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(
+        SQL(POSTGRES_SELECT).format(table, Literal(int(after)), Literal(int(upto))))
+    with conn.cursor() as cursor, cursor.copy(query) as copy:
+        copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
+        yield from copy.rows()
 
 
 def run(job: dict[str, Any]) -> Result:
