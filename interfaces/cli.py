@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from interfaces.cli_audit import audit_app, privacy_app
+from interfaces.cli_audit import _fail, audit_app, privacy_app
 
 app = typer.Typer(help="tuohu (拓戶): event-sourced customer acquisition for banks.", no_args_is_help=True)
 import_app = typer.Typer(help="Import outside files.", no_args_is_help=True)
@@ -74,9 +74,8 @@ def import_bank_marketing(
     try:
         position = pipeline.catch_up()
     except ProjectionFailed as failure:
-        console.print(f"imported {report.imported} rows ({report.events} events, recorded), but {failure}; "
-                      "see tuohu projections status", style="red", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(f"imported {report.imported} rows ({report.events} events, recorded), but {failure}; "
+                    "see tuohu projections status", 1) from None
     table = Table(title=f"{file.name} (sha256 {report.sha256[:12]}…)")
     for column in ("rows", "imported", "already present", "bad rows", "events", "visits", "accounts opened", "position"):
         table.add_column(column, justify="right")
@@ -184,11 +183,9 @@ def _report(build: object) -> object:
     try:
         return build()  # type: ignore[operator]
     except ReportError as exc:
-        console.print(f"{exc.field}: {exc.reason}", style="red", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(f"{exc.field}: {exc.reason}") from None
     except NoAppraisalScheme as exc:
-        console.print(f"{exc} (define one: POST /appraisal-schemes)", style="red", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(f"{exc} (define one: POST /appraisal-schemes)", 1) from None
 
 
 @report_app.command("funnel")
@@ -575,8 +572,7 @@ def main() -> None:
     try:
         app()
     except StoreUnavailable as exc:
-        console.print(str(exc), style="red", markup=False, highlight=False)
-        raise SystemExit(2) from None
+        raise SystemExit(_fail(str(exc)).exit_code) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

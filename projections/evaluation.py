@@ -330,19 +330,10 @@ class TeamProjection(Projection):
 # ==========================================================================
 
 
-def _unit_month_columns() -> list[Column[Any]]:
+def _unit_flow_columns(key: str) -> list[Column[Any]]:
+    """A unit's indicator values by ``key``: ``month`` (``YYYY-MM``) or ``period`` (``YYYY-Qn``, ``-Hn``, ``YYYY``)."""
     return [
-        Column("month", String(7), primary_key=True),
-        Column("unit_type", String(16), primary_key=True),
-        Column("unit_id", String(128), primary_key=True),
-        Column("indicator", String(), primary_key=True),
-        Column("value", _money(), nullable=False),
-    ]
-
-
-def _unit_period_columns() -> list[Column[Any]]:
-    return [
-        Column("period", String(7), primary_key=True),
+        Column(key, String(7), primary_key=True),
         Column("unit_type", String(16), primary_key=True),
         Column("unit_id", String(128), primary_key=True),
         Column("indicator", String(), primary_key=True),
@@ -453,8 +444,8 @@ class EvaluationProjection(Projection):
     name = "evaluation"
     checkpoint_every = AS_OF_CHECKPOINT_EVERY
     specs = (
-        TableSpec("unit_month", _unit_month_columns),
-        TableSpec("unit_period", _unit_period_columns),
+        TableSpec("unit_month", lambda: _unit_flow_columns("month")),
+        TableSpec("unit_period", lambda: _unit_flow_columns("period")),
         TableSpec("activity", _activity_columns),
         TableSpec("active_counts", _active_count_columns),
         TableSpec("eval_customers", _eval_customer_columns),
