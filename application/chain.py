@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -175,8 +175,9 @@ class Snapshot:
         """How many stored events lie after ``position``."""
         raise NotImplementedError
 
-    def positions_at(self, offsets: list[int]) -> list[int]:
-        """The chain's positions at these offsets (0 = its first link); those that exist."""
+    def positions_at_or_before(self, targets: list[int]) -> list[int]:
+        """For each target position, the chain's last position at or before it; those that exist.
+        An index seek each (the chain's positions are the events' notification ids)."""
         raise NotImplementedError
 
     def links_at(self, positions: list[int]) -> dict[int, bytes]:
@@ -194,6 +195,15 @@ class Snapshot:
 
     def head(self) -> tuple[int, bytes, int] | None:
         """(position, link, number of links) of the chain's last link."""
+        tip = self.tip()
+        return None if tip is None else (*tip, self.link_count())
+
+    def tip(self) -> tuple[int, bytes] | None:
+        """(position, link) of the chain's last link: an index seek, no count."""
+        raise NotImplementedError
+
+    def link_count(self) -> int:
+        """How many links the chain holds."""
         raise NotImplementedError
 
     def linked_at(self, originator_id: bytes, version: int) -> int | None:
@@ -306,12 +316,11 @@ class _SQLiteSnapshot(Snapshot):
     def count_after(self, position: int) -> int:
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table} WHERE rowid > ?", (position,)).fetchone()[0])
 
-    def positions_at(self, offsets: list[int]) -> list[int]:
-        """The chain's positions at these offsets (0 = its first link)."""
+    def positions_at_or_before(self, targets: list[int]) -> list[int]:
         found = []
-        for offset in offsets:
-            row = self.conn.execute("SELECT position FROM tuohu_chain ORDER BY position LIMIT 1 OFFSET ?",
-                                    (offset,)).fetchone()
+        for target in targets:
+            row = self.conn.execute("SELECT position FROM tuohu_chain WHERE position <= ? ORDER BY position DESC "
+                                    "LIMIT 1", (target,)).fetchone()
             if row is not None:
                 found.append(row[0])
         return found
@@ -328,12 +337,12 @@ class _SQLiteSnapshot(Snapshot):
         return self._pages("SELECT position, originator_id, originator_version, link FROM tuohu_chain "
                            "WHERE position > ? AND position <= ? ORDER BY position", after, upto)
 
-    def head(self) -> tuple[int, bytes, int] | None:
+    def tip(self) -> tuple[int, bytes] | None:
         row = self.conn.execute("SELECT position, link FROM tuohu_chain ORDER BY position DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        count = self.conn.execute("SELECT COUNT(*) FROM tuohu_chain").fetchone()[0]
-        return row[0], bytes(row[1]), count
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def link_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM tuohu_chain").fetchone()[0])
 
     def linked_at(self, originator_id: bytes, version: int) -> int | None:
         row = self.conn.execute("SELECT position FROM tuohu_chain WHERE originator_id = ? AND originator_version = ?",
@@ -466,11 +475,11 @@ class _PostgresSnapshot(Snapshot):
         return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {} WHERE notification_id > %s")
                                      .format(self.c.events_table), (position,)).fetchone()["n"])
 
-    def positions_at(self, offsets: list[int]) -> list[int]:
+    def positions_at_or_before(self, targets: list[int]) -> list[int]:
         found = []
-        for offset in offsets:
-            row = self.conn.execute(self.c.SQL("SELECT position FROM {} ORDER BY position LIMIT 1 OFFSET %s")
-                                    .format(self.c.chain), (offset,)).fetchone()
+        for target in targets:
+            row = self.conn.execute(self.c.SQL("SELECT position FROM {} WHERE position <= %s ORDER BY position DESC "
+                                               "LIMIT 1").format(self.c.chain), (target,)).fetchone()
             if row is not None:
                 found.append(row["position"])
         return found
@@ -497,13 +506,13 @@ class _PostgresSnapshot(Snapshot):
             "SELECT position, convert_to(originator_id, 'UTF8'), originator_version, link FROM {} "
             "WHERE position > %s AND position <= %s ORDER BY position").format(self.c.chain), after, upto)
 
-    def head(self) -> tuple[int, bytes, int] | None:
+    def tip(self) -> tuple[int, bytes] | None:
         row = self.conn.execute(self.c.SQL("SELECT position, link FROM {} ORDER BY position DESC LIMIT 1")
                                 .format(self.c.chain)).fetchone()
-        if row is None:
-            return None
-        count = self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {}").format(self.c.chain)).fetchone()["n"]
-        return row["position"], bytes(row["link"]), count
+        return None if row is None else (row["position"], bytes(row["link"]))
+
+    def link_count(self) -> int:
+        return int(self.conn.execute(self.c.SQL("SELECT COUNT(*) AS n FROM {}").format(self.c.chain)).fetchone()["n"])
 
     def linked_at(self, originator_id: bytes, version: int) -> int | None:
         row = self.conn.execute(self.c.SQL("SELECT position FROM {} WHERE originator_id = %s AND "
@@ -579,11 +588,14 @@ class _MemorySnapshot(Snapshot):
             if after < position and (upto is None or position <= upto):
                 yield (position, *self.store.chain[position])
 
-    def head(self) -> tuple[int, bytes, int] | None:
+    def tip(self) -> tuple[int, bytes] | None:
         if not self.store.chain:
             return None
         position = max(self.store.chain)
-        return position, self.store.chain[position][2], len(self.store.chain)
+        return position, self.store.chain[position][2]
+
+    def link_count(self) -> int:
+        return len(self.store.chain)
 
     def linked_at(self, originator_id: bytes, version: int) -> int | None:
         return next((p for p, (o, v, _) in self.store.chain.items() if (o, v) == (originator_id, version)), None)
@@ -596,13 +608,15 @@ class _MemorySnapshot(Snapshot):
 _PARALLEL_FROM = 100_000
 
 
-def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = None) -> list[RangeResult]:
+def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = None,
+                      meanwhile: Callable[[], None] | None = None) -> list[RangeResult]:
     """Each job (see :mod:`application.chain_range`) recomputed in its own ``chain_range.py``
     subprocess, all at once: ``[({position: link}, events, last position)]``.
 
     Plain subprocesses (fork + exec of a fresh interpreter) are safe from any thread of
     a server, unlike forking the caller. ``env`` is added to the workers' environment
-    (PostgreSQL's connection variables). Raises ``RuntimeError`` when a worker fails."""
+    (PostgreSQL's connection variables). ``meanwhile`` runs in the caller while the
+    workers do (the caller's own queries). Raises ``RuntimeError`` when a worker fails."""
     import subprocess
     import sys
 
@@ -613,6 +627,8 @@ def _recompute_ranges(jobs: list[dict[str, Any]], env: dict[str, str] | None = N
         for job in jobs:  # the job on the command line: every worker has it at once, and they run at once
             workers.append(subprocess.Popen([sys.executable, "-I", script, json.dumps(job)], stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment))
+        if meanwhile is not None:
+            meanwhile()
         done = []
         for worker in workers:
             out, err = worker.communicate()
@@ -725,7 +741,7 @@ class AuditChain:
         seals = self.storage.seals()
         result = Verification(ok=True, seal=seals[-1] if seals else None, published=published)
         with self.storage.snapshot() as snap:
-            head = snap.head()
+            head = snap.tip()
             # A published seal past the chain's stored head (or with no chain at all) is checked on its
             # own afterwards, against the stored events: the chain's tables may have been emptied.
             beyond_head = published is not None and (head is None or published.position > head[0])
@@ -737,7 +753,7 @@ class AuditChain:
             if head is not None:
                 checks.setdefault(head[0], []).append(("head", head))
             parallel = (workers > 1 and isinstance(self.storage, (SQLiteChain, PostgresChain)) and head is not None
-                        and head[2] >= _PARALLEL_FROM)
+                        and head[0] >= _PARALLEL_FROM)
             problem = (self._parallel_check(snap, head, checks, result, workers) if parallel  # type: ignore[arg-type]
                        else self._fast_check(snap, head, checks, result))
             if problem is not None:
@@ -750,7 +766,7 @@ class AuditChain:
         return result
 
     @staticmethod
-    def _unfound(problem: Problem, head: tuple[int, bytes, int] | None) -> Problem:
+    def _unfound(problem: Problem, head: tuple[int, bytes] | None) -> Problem:
         """``problem`` when the stored events agree with the stored links: a seal does not."""
         if problem.detail == _DIFFERS.format("published"):
             return Problem(problem.position, "seal_mismatch",
@@ -763,7 +779,7 @@ class AuditChain:
         return problem
 
     @staticmethod
-    def _past_head(snap: Snapshot, head: tuple[int, bytes, int] | None, published: Seal) -> Problem:
+    def _past_head(snap: Snapshot, head: tuple[int, bytes] | None, published: Seal) -> Problem:
         """A published seal beyond the chain's stored head: recompute the stored events up to it.
 
         Always a problem - the chain's tables do not reach a position that was sealed - but the
@@ -785,7 +801,7 @@ class AuditChain:
                                                             "removed, so the altered position cannot be named")
 
     @staticmethod
-    def _fast_check(snap: Snapshot, head: tuple[int, bytes, int] | None, checks: dict[int, list[tuple[str, Any]]],
+    def _fast_check(snap: Snapshot, head: tuple[int, bytes] | None, checks: dict[int, list[tuple[str, Any]]],
                     result: Verification) -> Problem | None:
         """One pass over the stored events: recompute the chain, compare it at every seal and at the head."""
         if head is None:
@@ -810,35 +826,42 @@ class AuditChain:
         if beyond:
             return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
                                                          "or the chain was rolled back")
-        if checked != head[2]:
+        linked = snap.link_count()
+        if checked != linked:
             return Problem(sealed_upto, "seal_mismatch", f"{checked} events are stored up to the chain's head, "
-                                                         f"{head[2]} were linked")
+                                                         f"{linked} were linked")
         return None
 
-    def _parallel_check(self, snap: Snapshot, head: tuple[int, bytes, int], checks: dict[int, list[tuple[str, Any]]],
+    def _parallel_check(self, snap: Snapshot, head: tuple[int, bytes], checks: dict[int, list[tuple[str, Any]]],
                         result: Verification, workers: int) -> Problem | None:
         """:meth:`_fast_check` split into ``workers`` ranges, each recomputed in a worker subprocess
         from the stored link where it starts; each reports its links at the seals in its range."""
-        sealed_upto, count = head[0], head[2]
+        sealed_upto = head[0]
         result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
         if beyond:
             return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
                                                          "or the chain was rolled back")
-        ends = sorted(set(snap.positions_at([count * k // workers for k in range(1, workers)])) | {sealed_upto})
+        # Equal spans of positions (notification ids run on without gaps, so about equal numbers of
+        # events), each ending at a stored link: one index seek each, no count of the chain first.
+        ends = sorted(set(snap.positions_at_or_before([sealed_upto * k // workers for k in range(1, workers)]))
+                      | {sealed_upto})
         stored = snap.links_at(ends)
         if len(stored) != len(ends):
             return self._fast_check(snap, head, checks, result)
         afters = [FIRST] + ends[:-1]
         starts = [GENESIS] + [stored[e] for e in ends[:-1]]
         reports = [sorted({end} | {p for p in checks if after < p <= end}) for after, end in zip(afters, ends)]
+        counted: list[int] = []
         try:
             base, env = snap.range_job()
             done = _recompute_ranges([{**base, "after": after, "upto": end, "start": start.hex(), "report": report}
-                                      for after, end, start, report in zip(afters, ends, starts, reports)], env)
+                                      for after, end, start, report in zip(afters, ends, starts, reports)], env,
+                                     meanwhile=lambda: counted.append(snap.link_count()))
         except (OSError, RuntimeError, ValueError):  # a worker could not run: the same check in one pass
             log.warning("chain range workers failed; verifying in one pass", exc_info=True)
             return self._fast_check(snap, head, checks, result)
+        count = counted[0] if counted else snap.link_count()
         checked = 0
         for end, report, (links, rows, _last) in zip(ends, reports, done):
             checked += rows
@@ -858,7 +881,7 @@ class AuditChain:
         return None
 
     @staticmethod
-    def _find(snap: Snapshot, head: tuple[int, bytes, int] | None) -> Problem | None:
+    def _find(snap: Snapshot, head: tuple[int, bytes] | None) -> Problem | None:
         """Walk the stored events and links side by side; the first disagreement, classified."""
         if head is None:
             return None
@@ -866,7 +889,7 @@ class AuditChain:
             return AuditChain._walk(snap, head, events, links)
 
     @staticmethod
-    def _walk(snap: Snapshot, head: tuple[int, bytes, int], events: Iterator[Row],
+    def _walk(snap: Snapshot, head: tuple[int, bytes], events: Iterator[Row],
               links: Iterator[tuple[int, bytes, int, bytes]]) -> Problem | None:
         """The first disagreement of the stored events and links; None when they agree throughout."""
         event, chained = next(events, None), next(links, None)

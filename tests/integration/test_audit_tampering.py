@@ -182,7 +182,7 @@ def test_the_parallel_check_agrees_with_one_pass_and_names_an_edit(sealed: tuple
     calls: list[str] = []
     ranges = chain._recompute_ranges
     monkeypatch.setattr(chain, "_recompute_ranges",
-                        lambda jobs, env=None: calls.append(f"{len(jobs)} ranges") or ranges(jobs, env))
+                        lambda jobs, env=None, **kw: calls.append(f"{len(jobs)} ranges") or ranges(jobs, env, **kw))
     split = chain.AuditChain._parallel_check
     monkeypatch.setattr(chain.AuditChain, "_parallel_check", lambda *a: calls.append("split") or split(*a))
 
@@ -244,7 +244,7 @@ def test_many_seals_are_checked_by_as_many_workers_as_asked(services: tuple, set
     monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
     jobs: list[list[dict]] = []
     ranges = chain._recompute_ranges
-    monkeypatch.setattr(chain, "_recompute_ranges", lambda given, env=None: jobs.append(given) or ranges(given, env))
+    monkeypatch.setattr(chain, "_recompute_ranges", lambda given, env=None, **kw: jobs.append(given) or ranges(given, env, **kw))
 
     clean = application.chain.verify(workers=2)
     state = bytes(table.row(5)[3])
@@ -254,8 +254,8 @@ def test_many_seals_are_checked_by_as_many_workers_as_asked(services: tuple, set
     assert clean.ok and clean.checked == 15, clean.summary()
     assert "one pass" not in caplog.text  # the workers ran: no fallback
     assert [len(given) for given in jobs] == [2, 2]
-    # the five seals, and the split: the link at offset 15 // 2 = 7, the eighth
-    assert sorted(p for job in jobs[0] for p in job["report"]) == [3, 6, 8, 9, 12, 15]
+    # the five seals, and the split: the last link at or before position 15 * 1 // 2 = 7
+    assert sorted(p for job in jobs[0] for p in job["report"]) == [3, 6, 7, 9, 12, 15]
     assert not edited.ok
     assert (edited.problem.position, edited.problem.kind) == (5, "edited")
 
@@ -273,7 +273,7 @@ def test_workers_slower_than_the_stores_idle_timeout_still_verify(sealed: tuple,
 
     monkeypatch.setattr(chain, "_PARALLEL_FROM", 1)
     ranges = chain._recompute_ranges
-    monkeypatch.setattr(chain, "_recompute_ranges", lambda jobs, env=None: time.sleep(6) or ranges(jobs, env))
+    monkeypatch.setattr(chain, "_recompute_ranges", lambda jobs, env=None, **kw: time.sleep(6) or ranges(jobs, env, **kw))
 
     checked = application.chain.verify(workers=2)
 
