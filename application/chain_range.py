@@ -19,8 +19,11 @@ so every worker sees exactly the caller's view of the table.
 The link rule (:func:`link`) is defined here, so that
 :class:`application.chain.AuditChain` can start this file as a plain subprocess
 (safe from a threaded server, and nothing of the caller's main module is imported
-again), one per range; :mod:`application.chain` imports it from here. The loops
-inline it: one call per stored event is the cost of a check.
+again), one per range; :mod:`application.chain` imports it from here. The loop
+(:func:`chain_headed`) inlines it: one call per stored event is the cost of a
+check. A SQLite worker has SQLite write each row's header (the rule's text
+between the previous link and the state), which hands Python three values a
+row instead of five and takes the formatting out of the loop.
 
 SQLite rows are read with APSW when it is installed (a dependency of tuohu): it
 hands rows to Python about a quarter faster than the standard ``sqlite3``
@@ -54,12 +57,19 @@ def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: 
 
 def chain(rows: Iterable[tuple[int, bytes, int, bytes, bytes]], prev: bytes, report: Iterable[int]) -> Result:
     """The links of ``rows`` from ``prev``: ``({position: link} for the ``report`` positions, count, last)``."""
+    return chain_headed(((position, b"%d:%d:%b:%d:%d:%b:%d:" % (position, len(oid), oid, version, len(topic), topic,
+                                                                len(state)), state)
+                         for position, oid, version, topic, state in rows), prev, report)
+
+
+def chain_headed(rows: Iterable[tuple[int, bytes, bytes]], prev: bytes, report: Iterable[int]) -> Result:
+    """:func:`chain` over rows whose link header (everything the rule puts between the previous
+    link and the state) the database wrote: ``(position, header, state)``."""
     wanted = sorted(set(report), reverse=True)
     sha, found, count, position = hashlib.sha256, {}, 0, None
     next_report = wanted.pop() if wanted else None
-    for position, oid, version, topic, state in rows:
-        prev = sha(b"%b%d:%d:%b:%d:%d:%b:%d:%b" % (prev, position, len(oid), oid, version, len(topic), topic,
-                                                   len(state), state)).digest()
+    for position, header, state in rows:
+        prev = sha(prev + header + state).digest()
         count += 1
         if next_report is not None and position >= next_report:
             while next_report is not None and next_report < position:  # not stored: not reported
@@ -71,9 +81,12 @@ def chain(rows: Iterable[tuple[int, bytes, int, bytes, bytes]], prev: bytes, rep
 
 
 def _sqlite_select(table: str) -> str:
-    # CAST AS BLOB: the text columns as their stored bytes (what the chain hashes), with either module.
-    return (f"SELECT rowid, CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), state "
-            f"FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
+    """(position, header, state) with the header written by SQLite: fewer values handed to Python
+    per row, and no formatting in the loop. Every column is read as the bytes it holds (as the
+    one-pass check reads it), and the lengths are of those bytes, as the rule says."""
+    return (f"SELECT rowid, CAST(printf('%d:%d:%s:%d:%d:%s:%d:', rowid, length(CAST(originator_id AS BLOB)), "
+            f"originator_id, originator_version, length(CAST(topic AS BLOB)), topic, length(CAST(state AS BLOB))) "
+            f"AS BLOB), coalesce(CAST(state AS BLOB), X'') FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
 
 
 def recompute_sqlite(path: str, table: str, after: int, upto: int, prev: bytes, report: Iterable[int]) -> Result:
@@ -85,7 +98,7 @@ def recompute_sqlite(path: str, table: str, after: int, upto: int, prev: bytes, 
     conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
     conn.set_busy_timeout(30_000)
     try:
-        return chain(conn.execute(_sqlite_select(table), (after, upto)), prev, report)
+        return chain_headed(conn.execute(_sqlite_select(table), (after, upto)), prev, report)
     finally:
         conn.close()
 
@@ -97,7 +110,7 @@ def recompute_sqlite3(path: str, table: str, after: int, upto: int, prev: bytes,
     conn = sqlite3.connect(path, timeout=30)
     try:
         cursor = conn.execute(_sqlite_select(table), (after, upto))
-        return chain((row for rows in iter(lambda: cursor.fetchmany(PAGE), []) for row in rows), prev, report)
+        return chain_headed((row for rows in iter(lambda: cursor.fetchmany(PAGE), []) for row in rows), prev, report)
     finally:
         conn.close()
 
