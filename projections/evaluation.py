@@ -858,16 +858,20 @@ def _values(flows: dict[str, Decimal], new_before: int, asset_scale: Decimal,
     return values, mix
 
 
-def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str,
-             unit_ids: Sequence[str] | None) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
-    """``{unit_id: (indicator values, credit mix)}`` for the period."""
+def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str, unit_ids: Sequence[str] | None,
+             active: dict[str, int] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
+    """``{unit_id: (indicator values, credit mix)}`` for the period: of ``unit_ids``, or (None)
+    of every unit with flows or active customers in the period itself (a balance carried from
+    before it does not count). ``active``: the units' active customers
+    in the period (:func:`_active_customers`), when the caller has read them already."""
     current = _flows(conn, t, unit_type, unit_ids, *_keys(p))
     previous = _flows(conn, t, unit_type, unit_ids, *_keys(_period(_period_key(p.kind, p.previous[0]))),
                       indicator="new_customers")
     assets = _flows(conn, t, unit_type, unit_ids, *_keys_through(p.last), years_before=p.year,
                     indicator="deposit_balance_delta")
-    active = _active_customers(conn, t, unit_type, unit_ids, p.canonical)
-    ids = set(unit_ids) if unit_ids is not None else set(current) | set(assets) | set(active)
+    if active is None:
+        active = _active_customers(conn, t, unit_type, unit_ids, p.canonical)
+    ids = set(unit_ids) if unit_ids is not None else set(current) | set(active)
     result = {}
     for unit_id in ids:
         result[unit_id] = _values(current.get(unit_id, {}), int(previous.get(unit_id, {}).get("new_customers", 0)),
@@ -967,17 +971,16 @@ def staff_performance(conn: Connection, eval_tables: Tables, team_tables: Tables
         joined, left = utc(row["joined_at"]), utc(row["left_at"])
         if joined < p.ends_at and (left is None or left >= p.starts_at):  # type: ignore[operator]
             staff[row["staff_code"]] = dict(row)
-    [months, periods] = _keys(p)
-    table, column, key = ((eval_tables.unit_month, "month", months[0]) if months
-                          else (eval_tables.unit_period, "period", periods[0]))
-    with_figures = set(conn.execute(select(table.c.unit_id).distinct().where(
-        table.c.unit_type == "person", table.c[column] == key)).scalars())
-    with_figures |= set(_active_customers(conn, eval_tables, "person", None, p.canonical))
-    people = sorted(set(staff) | with_figures)
+    # Everyone with figures in the period (the people's flows and activity, read once for all of
+    # them) and every member of the team then, with or without figures.
+    active = _active_customers(conn, eval_tables, "person", None, p.canonical)
+    actuals = _actuals(conn, eval_tables, p, "person", None, active)
+    people = sorted(set(staff) | set(actuals))
     if not people:
         return []
-
-    actuals = _actuals(conn, eval_tables, p, "person", people)
+    for person in people:
+        if person not in actuals:
+            actuals[person] = _values({}, 0, ZERO, 0)
     targets = _targets(conn, team_tables, p.year, "person", None)
     best: dict[str, Decimal | None] = {}
     for name, _ in weights:
