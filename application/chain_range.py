@@ -46,6 +46,13 @@ POSTGRES_SELECT = ("SELECT notification_id, convert_to(replace(originator_id::te
                    "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > {} "
                    "AND notification_id <= {} ORDER BY notification_id")
 
+#: The same with the link header written by PostgreSQL: (position, header, state), as :func:`chain_headed` takes.
+POSTGRES_HEADED_SELECT = (
+    "SELECT notification_id, convert_to(format('%s:%s:%s:%s:%s:%s:%s:', notification_id, "
+    "octet_length(replace(originator_id::text, '-', '')), replace(originator_id::text, '-', ''), originator_version, "
+    "octet_length(convert_to(topic, 'UTF8')), topic, octet_length(state)), 'UTF8'), state FROM {} "
+    "WHERE notification_id > {} AND notification_id <= {} ORDER BY notification_id")
+
 Result = tuple[dict[int, bytes], int, "int | None"]
 
 
@@ -124,21 +131,24 @@ def recompute_postgres(schema: str, table: str, snapshot: str, after: int, upto:
     with psycopg.connect("") as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute(SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(snapshot)))
-        found = chain(postgres_rows(conn, SQL("{}.{}").format(Identifier(schema), Identifier(table)), after, upto),
-                      prev, report)
+        found = chain_headed(postgres_rows(conn, SQL("{}.{}").format(Identifier(schema), Identifier(table)), after,
+                                           upto, headed=True), prev, report)
         conn.rollback()
     return found
 
 
-def postgres_rows(conn: Any, table: Any, after: int, upto: int) -> Iterator[tuple[int, bytes, int, bytes, bytes]]:
+def postgres_rows(conn: Any, table: Any, after: int, upto: int, headed: bool = False) -> Iterator[tuple[Any, ...]]:
     """The stored events in ``(after, upto]`` of ``table`` (a psycopg SQL identifier) by binary ``COPY``:
-    the state's bytes as stored, not hex-encoded. Read it to the end before using ``conn`` again."""
+    the state's bytes as stored, not hex-encoded; rows as :func:`chain` takes them, or ``headed`` as
+    :func:`chain_headed` does. Read it to the end before using ``conn`` again."""
     from psycopg.sql import SQL, Literal
 
+    select, types = ((POSTGRES_HEADED_SELECT, ["int8", "bytea", "bytea"]) if headed
+                     else (POSTGRES_SELECT, ["int8", "bytea", "int8", "bytea", "bytea"]))
     query = SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(
-        SQL(POSTGRES_SELECT).format(table, Literal(int(after)), Literal(int(upto))))
+        SQL(select).format(table, Literal(int(after)), Literal(int(upto))))
     with conn.cursor() as cursor, cursor.copy(query) as copy:
-        copy.set_types(["int8", "bytea", "int8", "bytea", "bytea"])
+        copy.set_types(types)
         yield from copy.rows()
 
 
