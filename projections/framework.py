@@ -54,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from application.decoding import UUIDs, stored_rows
 from projections.textsearch import TextIndexes, TextSearch
 
 log = logging.getLogger(__name__)
@@ -741,6 +742,8 @@ class ProjectionRunner:
         """Events per transaction when filling a generation no query reads yet."""
         self._lock = threading.Lock()
         self._progress = threading.Condition()
+        self._uuids = UUIDs()
+        """The originator ids read last (:func:`application.decoding.stored_rows`)."""
         self._wanted = threading.Event()
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
 
@@ -765,10 +768,9 @@ class ProjectionRunner:
                     break
                 start = min(pending.values())
                 limit = self.batch_size if until is None else min(self.batch_size, until - start)
-                notifications = self.recorder.select_notifications(start=start + 1, limit=limit)
-                if not notifications:
+                decoded = self._read(start + 1, limit)
+                if not decoded:
                     break
-                decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
                 unconcerned = {}
                 for name, position in pending.items():
                     todo = [(i, e) for i, e in decoded if i > position]
@@ -794,7 +796,7 @@ class ProjectionRunner:
                             stopped.add(name)
                 with self._progress:
                     self._progress.notify_all()
-                if len(notifications) < limit:
+                if len(decoded) < limit:
                     break  # at the head as it stood when read: what came since waits for the next call
         if failures:
             raise failures[0]
@@ -839,10 +841,9 @@ class ProjectionRunner:
                     low: int, limit: int, keep: EventFilter | None,
                     read_through: dict[str, Tables] | None = None) -> bool:
         """Apply the next ``limit`` events after ``low`` to each target; False at the head."""
-        notifications = self.recorder.select_notifications(start=low + 1, limit=limit)
-        if not notifications:
+        decoded = self._read(low + 1, limit)
+        if not decoded:
             return False
-        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
         last = decoded[-1][0]
         if keep is not None:
             decoded = [(i, e) for i, e in decoded if keep(e)]
@@ -856,6 +857,19 @@ class ProjectionRunner:
                 self._advance(name, generation, positions[name], last)
                 positions[name] = last
         return True
+
+    def _read(self, start: int, limit: int) -> list[tuple[int, Any]]:
+        """``(notification id, event)`` of the events from notification id ``start`` on, at most ``limit``.
+
+        With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
+        the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
+        together; otherwise each notification is decoded by ``mapper.to_domain_event``."""
+        bulk = getattr(self.mapper, "to_domain_events", None)
+        if bulk is None:
+            return [(n.id, self.mapper.to_domain_event(n))
+                    for n in self.recorder.select_notifications(start=start, limit=limit)]
+        rows = stored_rows(self.recorder, start, limit, self._uuids)
+        return list(zip([row[0] for row in rows], bulk(rows)))
 
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
                through: int | None = None, memory: FillMemory | None = None,
