@@ -427,22 +427,56 @@ _PROBES = (datetime(2009, 5, 5, 9, 30, 1, 250, tzinfo=timezone.utc), datetime(20
            datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))))
 
 
+_STORED_TEXT: dict[datetime, str] = {}
+"""The SQLite text of the naive and UTC datetimes written last (see :func:`_fast`)."""
+_STORED_TEXT_LIMIT = 1 << 17
+
+
 def _fast(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """``process``, or an equivalent that writes a ``datetime`` as ``YYYY-MM-DD HH:MM:SS.ffffff``
-    (SQLite's default storage format) in one C call, when it gives the same text."""
+    """``process``, or an equivalent that gives the same value in fewer steps:
+
+    - for a datetime processor that writes ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLite's default
+      storage format, the offset left out), that text, remembered for the naive and UTC
+      datetimes written last (many events share a business date, and a row's time is often
+      an event's ``timestamp`` written to several tables): ``isoformat`` of an aware
+      datetime costs more than a dict look-up. Naive and UTC datetimes that are equal have
+      the same fields, so the same text; a naive one never equals an aware one;
+    - for a boolean processor that writes ``True`` as 1 and ``False`` as 0 (no native
+      boolean), those, for ``True`` and ``False`` themselves (anything else still goes
+      through ``process``, which checks it).
+    """
     if process is None:
         return None
     try:
         same = all(process(probe) == probe.isoformat(" ", "microseconds")[:26] for probe in _PROBES)
     except Exception:  # noqa: BLE001 - not a datetime processor
         same = False
-    if not same:
-        return process
+    if same:
+        def stored(value: Any, exact: type = datetime, known: dict[datetime, str] = _STORED_TEXT,
+                   utc: timezone = timezone.utc) -> Any:
+            if type(value) is not exact:
+                return process(value)
+            zone = value.tzinfo
+            if zone is not utc and zone is not None:
+                return value.isoformat(" ", "microseconds")[:26]
+            text = known.get(value)
+            if text is None:
+                if len(known) >= _STORED_TEXT_LIMIT:
+                    known.clear()
+                text = known[value] = value.isoformat(" ", "microseconds")[:26]
+            return text
 
-    def stored(value: Any, exact: type = datetime) -> Any:
-        return value.isoformat(" ", "microseconds")[:26] if type(value) is exact else process(value)
+        return stored
+    try:
+        boolean = [process(True), process(False)] == [1, 0] and all(type(process(v)) is int for v in (True, False))
+    except Exception:  # noqa: BLE001 - not a boolean processor
+        boolean = False
+    if boolean:
+        def as_int(value: Any) -> Any:
+            return 1 if value is True else 0 if value is False else process(value)
 
-    return stored
+        return as_int
+    return process
 
 
 _UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
