@@ -156,6 +156,9 @@ def stored_rows(recorder: Any, start: int, limit: int, uuids: UUIDs | None = Non
     Other recorders are asked as usual."""
     if type(recorder).select_notifications is SQLiteApplicationRecorder.select_notifications:
         with recorder.datastore.transaction(commit=False) as curs:
+            cursor = getattr(curs, "sqlite_cursor", None)
+            if cursor is not None:
+                cursor.row_factory = None  # tuples rather than the pool's sqlite3.Row: unpacked faster
             curs.execute(f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608 - a table name
                          f"FROM {recorder.events_table_name} WHERE rowid>=? ORDER BY rowid LIMIT ?", (start, limit))
             rows = curs.fetchall()

@@ -535,6 +535,8 @@ class PersonalDataMapper(Mapper[UUID]):
         self.recorder: Any = None
         self._owners: dict[str, str] = {}
         self._state_decoder: StateDecoder | None = None
+        self._ciphers: dict[bytes, AESGCM] = {}
+        """The ciphers of the keys read last (a customer's encrypted events come close together)."""
         self._kinds: dict[tuple[str, type], tuple[type, Callable[[Any], Any], int, tuple[str, ...]]] = {}
 
     @classmethod
@@ -716,8 +718,13 @@ class PersonalDataMapper(Mapper[UUID]):
         if key is None:
             return dict(ERASED_DICT) if shape == "dict" else [ERASED] if shape == "list" else ERASED
         sealed = base64.b64decode(envelope["_enc"])
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= 64:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
         try:
-            plain = AESGCM(key).decrypt(sealed[:12], sealed[12:], f"{kid}|{topic}|{name}".encode())
+            plain = cipher.decrypt(sealed[:12], sealed[12:], f"{kid}|{topic}|{name}".encode())
         except InvalidTag:
             raise PersonalDataUnreadable(f"{topic}.{name} of customer {kid} does not decrypt: altered") from None
         return self._states().decode(plain)
