@@ -503,6 +503,23 @@ _PROBES = (datetime(2009, 5, 5, 9, 30, 1, 250, tzinfo=timezone.utc), datetime(20
            datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))))
 
 
+_DAY_TEXT: dict[int, str] = {}
+"""``YYYY-MM-DD `` by ``date.toordinal()``: the days written so far."""
+
+
+def _stored_text(value: datetime) -> str:
+    """``value.isoformat(" ", "microseconds")[:26]`` of a naive or UTC datetime, in fewer steps: the
+    day's text remembered, the time's from a naive ``time`` (``isoformat`` of an aware datetime
+    formats its offset too)."""
+    ordinal = value.toordinal()
+    day = _DAY_TEXT.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXT) >= _STORED_TEXT_LIMIT:
+            _DAY_TEXT.clear()
+        day = _DAY_TEXT[ordinal] = value.date().isoformat() + " "
+    return day + value.time().isoformat("microseconds")
+
+
 _STORED_TEXT: dict[datetime, str] = {}
 """The SQLite text of the naive and UTC datetimes written last (see :func:`_fast`)."""
 _STORED_TEXT_LIMIT = 1 << 17
@@ -539,7 +556,7 @@ def _fast(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
             if text is None:
                 if len(known) >= _STORED_TEXT_LIMIT:
                     known.clear()
-                text = known[value] = value.isoformat(" ", "microseconds")[:26]
+                text = known[value] = _stored_text(value)
             return text
 
         return stored
