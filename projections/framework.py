@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import resolve_topic
 from sqlalchemy import (
     Column,
     DateTime,
@@ -612,18 +612,18 @@ class Projection:
     """Whether a rebuild of every projection may fill this one in a second process while
     the first fills the others (:meth:`ProjectionRunner.rebuild`): true for projections
     that apply few of the log's events, so that the second process, which decodes only
-    those (:meth:`topics`), takes about as long as the first."""
+    those (:meth:`event_classes`), takes about as long as the first."""
 
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         """Event class -> handler. Events without a handler leave the projection's rows alone."""
         raise NotImplementedError
 
-    def topics(self) -> frozenset[str] | None:
-        """The topics of the events :meth:`apply` acts on: those with a handler, or None
+    def event_classes(self) -> frozenset[type] | None:
+        """The classes of the events :meth:`apply` acts on: those with a handler, or None
         (every event) when the projection has its own ``apply``."""
         if type(self).apply is not Projection.apply:
             return None
-        return frozenset(get_topic(kind) for kind in self._handlers)
+        return frozenset(self._handlers)
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         """Load the rows ``events`` will touch (optional optimisation)."""
@@ -970,10 +970,11 @@ class ProjectionRunner:
         for name, memory in memories.items():
             if memory is not None:
                 self.store.drop_indexes(name, targets[name])
-        topics: set[str] | None = set()
+        classes: frozenset[type] | None = frozenset()
         for name in targets:
-            wanted = self.store.projections[name].topics()
-            topics = None if wanted is None or topics is None or keep is not None else topics | wanted
+            wanted = self.store.projections[name].event_classes()
+            classes = None if wanted is None or classes is None or keep is not None else classes | wanted
+        topics = _Wanted(classes) if classes is not None else None
         while True:
             low = min(positions.values())
             if until is not None and low >= until:
@@ -988,10 +989,10 @@ class ProjectionRunner:
 
     def _fill_batch(self, targets: dict[str, int], positions: dict[str, int], memories: dict[str, FillMemory | None],
                     low: int, limit: int, keep: EventFilter | None,
-                    read_through: dict[str, Tables] | None = None, topics: set[str] | None = None) -> bool:
+                    read_through: dict[str, Tables] | None = None, topics: _Wanted | None = None) -> bool:
         """Apply the next ``limit`` events after ``low`` to each target; False at the head.
 
-        With ``topics``, only the events of those topics are decoded, and the last one
+        With ``topics``, only the events of the topics it wants are decoded, and the last one
         (the targets' new position, whose time the tracking keeps)."""
         decoded = self._read(low + 1, limit, topics)
         if not decoded:
@@ -1010,9 +1011,9 @@ class ProjectionRunner:
                 positions[name] = last
         return True
 
-    def _read(self, start: int, limit: int, topics: set[str] | None = None) -> list[tuple[int, Any]]:
+    def _read(self, start: int, limit: int, topics: _Wanted | None = None) -> list[tuple[int, Any]]:
         """``(notification id, event)`` of the events from notification id ``start`` on, at most ``limit``;
-        with ``topics``, only those of these topics, and the last one whatever its topic.
+        with ``topics``, only those of the topics it wants, and the last one whatever its topic.
 
         With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
         the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
@@ -1350,11 +1351,31 @@ class ProjectionRunner:
         return self.store.tables(name, generation)
 
 
-def _of_topics(found: Sequence[Any], topics: set[str] | None, topic: Callable[[Any], str]) -> Sequence[Any]:
-    """The stored events in ``found`` with one of ``topics`` (all with None), and the last one."""
+class _Wanted:
+    """Whether a topic names one of ``classes`` (an event class may have several topics), remembered
+    per topic. A topic that names no class is wanted: decoding its events raises the library's
+    error, as it would without a filter."""
+
+    def __init__(self, classes: frozenset[type]) -> None:
+        self.classes = classes
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, topic: str) -> bool:
+        found = self._known.get(topic)
+        if found is None:
+            try:
+                found = resolve_topic(topic) in self.classes
+            except Exception:  # noqa: BLE001 - see the class docstring
+                found = True
+            self._known[topic] = found
+        return found
+
+
+def _of_topics(found: Sequence[Any], topics: _Wanted | None, topic: Callable[[Any], str]) -> Sequence[Any]:
+    """The stored events in ``found`` whose topic ``topics`` wants (all with None), and the last one."""
     if topics is None or not found:
         return found
-    kept = [one for one in found if topic(one) in topics]
+    kept = [one for one in found if topics(topic(one))]
     if not kept or kept[-1] is not found[-1]:
         kept.append(found[-1])
     return kept
