@@ -6,6 +6,7 @@ for an application; :class:`ReadModels` is what the API and the CLI query.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -77,8 +78,13 @@ class ReadModels:
 
 
 def build_read_models(app: TuohuApplication, settings: Settings) -> ReadModels:
-    """The read models of ``app`` in the settings' read-model database."""
-    return ReadModels(app, make_engine(settings))
+    """The read models of ``app`` in the settings' read-model database; a rebuild may fill some
+    projections in a helper process over the same stores (:mod:`projections.helper`)."""
+    from projections.helper import runner_for
+
+    read_models = ReadModels(app, make_engine(settings))
+    read_models.runner.helper = functools.partial(runner_for, settings)
+    return read_models
 
 
 build_pipeline = build_read_models  # the name the first read model was built under

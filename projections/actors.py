@@ -136,7 +136,7 @@ class ActorTrailProjection(Projection):
         if owned:
             given = getattr(event, "customer_id", None)
             if given is not None and batch.get("actor_owners", aggregate_id) is None:
-                batch.put("actor_owners", {"aggregate_id": aggregate_id, "customer_id": str(given)})
+                batch.put("actor_owners", {"aggregate_id": aggregate_id, "customer_id": uuid_text(given)})
         batch.add("actors", {
             "position": batch.position, "actor_id": event.actor_id, "actor_role": event.actor_role,
             "aggregate_type": owner, "aggregate_id": aggregate_id, "event_type": event_type,

@@ -237,6 +237,7 @@ class TeamProjection(Projection):
 
     name = "team"
     checkpoint_every = AS_OF_CHECKPOINT_EVERY
+    fill_apart = True
     specs = (
         TableSpec("staff", _staff_columns),
         TableSpec("schemes", _scheme_columns),
@@ -443,6 +444,7 @@ class EvaluationProjection(Projection):
 
     name = "evaluation"
     checkpoint_every = AS_OF_CHECKPOINT_EVERY
+    fill_apart = True
     specs = (
         TableSpec("unit_month", lambda: _unit_flow_columns("month")),
         TableSpec("unit_period", lambda: _unit_flow_columns("period")),

@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
+from eventsourcing.utils import resolve_topic
 from sqlalchemy import (
     Column,
     DateTime,
@@ -54,6 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from application.decoding import UUIDs, stored_rows
 from projections.textsearch import TextIndexes, TextSearch
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,17 @@ class Batch:
         self._purge: set[str] = set()
         self.position = 0
         """The notification id of the event being applied."""
+        self.deferred = False
+        """Whether :meth:`flush` keeps its writes for :meth:`write_deferred` (a fill that applies a
+        batch's events in memory before it takes the database's write lock)."""
+        self._deferred: list[Callable[[], None]] = []
+
+    def _query(self, statement: Any) -> Any:
+        """``conn.execute(statement)`` for a read; refused while a flush's writes wait in a deferred batch,
+        whose rows the database does not hold yet."""
+        if self._deferred:
+            raise RuntimeError("a deferred batch cannot read rows while writes of an earlier checkpoint wait")
+        return self.conn.execute(statement)
 
     def _pk(self, base: str) -> list[Column[Any]]:
         cols = self._pk_cache.get(base)
@@ -219,7 +232,7 @@ class Batch:
             if covered is not None and values[covered[0]] in covered[1]:
                 cache[key] = None  # preload_where loaded every row with this value: there is none
                 return None
-            row = self.conn.execute(
+            row = self._query(
                 select(source).where(and_(*(source.c[c.name] == v for c, v in zip(cols, values))))
             ).mappings().first()
             cache[key] = dict(row) if row else None
@@ -237,7 +250,7 @@ class Batch:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             found = {r[col.name]: dict(r)
-                     for r in self.conn.execute(select(source).where(source.c[col.name].in_(chunk))).mappings()}
+                     for r in self._query(select(source).where(source.c[col.name].in_(chunk))).mappings()}
             for key in chunk:
                 cache[key] = found.get(key)
 
@@ -255,7 +268,7 @@ class Batch:
             return
         source, names = self._source(base), [c.name for c in self._pk(base)]
         cache = self._rows[base]
-        for row in self.conn.execute(select(source).where(source.c[column].in_(sorted(values)))).mappings():
+        for row in self._query(select(source).where(source.c[column].in_(sorted(values)))).mappings():
             data = dict(row)
             key = data[names[0]] if len(names) == 1 else tuple(data[n] for n in names)
             cache.setdefault(key, data)
@@ -283,7 +296,7 @@ class Batch:
         source = self._source(base)
         cache = self._rows[base]
         stored = []
-        for row in self.conn.execute(select(source).where(source.c[column] == value)).mappings():
+        for row in self._query(select(source).where(source.c[column] == value)).mappings():
             key = self._key_of(base, row)
             stored.append(key)
             cache.setdefault(key, dict(row))
@@ -326,36 +339,60 @@ class Batch:
 
         In a versioned projection each row written carries :attr:`checkpoint`, and the
         stored version it replaces, if from an earlier checkpoint, is first copied to the
-        table's history (``superseded_at`` = this checkpoint)."""
-        dialect = self.conn.dialect.name
-        versioned = self.checkpoint > 0
+        table's history (``superseded_at`` = this checkpoint).
+
+        A :attr:`deferred` batch keeps the writes instead, with copies of the rows as they
+        stand now, for :meth:`write_deferred`."""
+        for write in self._writes():
+            if self.deferred:
+                self._deferred.append(write)
+            else:
+                write()
+        self._dirty, self._added, self._purge = defaultdict(dict), {}, set()
+
+    def write_deferred(self) -> None:
+        """Make the writes a :attr:`deferred` batch kept, in order, and the next ones at once."""
+        self.deferred = False
+        writes, self._deferred = self._deferred, []
+        for write in writes:
+            write()
+
+    def _writes(self) -> list[Callable[[], None]]:
+        """The writes of a flush, each a call (see :meth:`flush`)."""
+        checkpoint, deferred = self.checkpoint, self.deferred
+        writes: list[Callable[[], None]] = []
         for base, rows in self._dirty.items():
             if not rows:
                 continue
-            table, cols = getattr(self.tables, base), self._pk(base)
-            if versioned:
-                for row in rows.values():
-                    row[CHECKPOINT] = self.checkpoint
-                if self.history:
-                    self.conn.execute(_keep_superseded(table, getattr(self.tables, base + HISTORY_SUFFIX)),
-                                      [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": self.checkpoint}
-                                       for r in rows.values()])
-            if dialect in ("sqlite", "postgresql"):
-                _write_many(self.conn, table, list(rows.values()), upsert=True)
-                continue
-            keys = [{f"k_{c.name}": r[c.name] for c in cols} for r in rows.values()]
-            self.conn.execute(delete(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in cols))), keys)
-            self.conn.execute(insert(table), list(rows.values()))
+            values = list(rows.values())
+            if checkpoint > 0:
+                for row in values:
+                    row[CHECKPOINT] = checkpoint
+            writes.append(functools.partial(self._upsert_rows, base, [dict(r) for r in values] if deferred else values,
+                                            checkpoint))
         for base, added in self._added.items():
             if added:
-                if versioned:
+                if checkpoint > 0:
                     for row in added:
-                        row[CHECKPOINT] = self.checkpoint
-                _write_many(self.conn, getattr(self.tables, base), added, upsert=False)
+                        row[CHECKPOINT] = checkpoint
+                writes.append(functools.partial(_write_many, self.conn, getattr(self.tables, base),
+                                                [dict(r) for r in added] if deferred else added, False))
         if self.tables.text is not None:
             for base in self._purge:
-                self.tables.text.purge(self.conn, getattr(self.tables, base))
-        self._dirty, self._added, self._purge = defaultdict(dict), {}, set()
+                writes.append(functools.partial(self.tables.text.purge, self.conn, getattr(self.tables, base)))
+        return writes
+
+    def _upsert_rows(self, base: str, rows: list[dict[str, Any]], checkpoint: int) -> None:
+        table, cols = getattr(self.tables, base), self._pk(base)
+        if checkpoint > 0 and self.history:
+            _execute_many(self.conn, _keep_superseded(table, getattr(self.tables, base + HISTORY_SUFFIX)),
+                          [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": checkpoint} for r in rows])
+        if self.conn.dialect.name in ("sqlite", "postgresql"):
+            _write_many(self.conn, table, rows, upsert=True)
+            return
+        keys = [{f"k_{c.name}": r[c.name] for c in cols} for r in rows]
+        self.conn.execute(delete(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in cols))), keys)
+        self.conn.execute(insert(table), rows)
 
 
 _KEEPERS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
@@ -384,6 +421,43 @@ def _keep_superseded(table: Table, history: Table) -> Any:
     return found
 
 
+_STATEMENTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _execute_many(conn: Connection, statement: Any, params: list[dict[str, Any]]) -> None:
+    """``conn.execute(statement, params)`` in one ``executemany`` of the driver: the statement
+    compiled once per dialect, each value through its bind parameter's processor, as
+    SQLAlchemy's own ``execute`` does (for a statement whose every bind is in ``params``)."""
+    if not params:
+        return
+    dialect = conn.dialect
+    per_statement = _STATEMENTS.setdefault(statement, {})
+    plan = per_statement.get(dialect.name)
+    if plan is None:
+        compiled = statement.compile(dialect=dialect)
+        names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        if set(names) != set(params[0]):  # a positional statement may name a bind twice
+            plan = per_statement[dialect.name] = (None, None)
+        else:
+            processors = [(i, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                          for i, name in enumerate(names)]
+            plan = per_statement[dialect.name] = (compiled.string, (names, compiled.positional,
+                                                                   [(i, p) for i, p in processors if p]))
+    sql, detail = plan
+    if sql is None:
+        conn.execute(statement, params)
+        return
+    names, positional, processors = detail
+    if not processors and positional:
+        conn.exec_driver_sql(sql, [tuple([p[n] for n in names]) for p in params])
+        return
+    columns = [[p[name] for p in params] for name in names]
+    for i, process in processors:
+        columns[i] = list(map(process, columns[i]))
+    rows: list[Any] = list(zip(*columns)) if positional else [dict(zip(names, values)) for values in zip(*columns)]
+    conn.exec_driver_sql(sql, rows)
+
+
 _WRITES: weakref.WeakKeyDictionary[Table, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -409,39 +483,93 @@ def _write_many(conn: Connection, table: Table, rows: list[dict[str, Any]], upse
             processors = [(i, _fast(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
                           for i, name in enumerate(names)]
             kept = [(i, process) for i, process in processors if process]
-            plan = per_table[key] = (compiled.string, (names, compiled.positional, kept))
+            getter = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
+            plan = per_table[key] = (compiled.string, (names, compiled.positional, kept, getter))
     sql, detail = plan
     if sql is None:
         conn.execute(detail, rows)
         return
-    names, positional, processors = detail
-    columns = [[row[name] for row in rows] for name in names]
-    for i, process in processors:
-        columns[i] = list(map(process, columns[i]))
-    params: list[Any] = list(zip(*columns)) if positional else [dict(zip(names, values)) for values in zip(*columns)]
-    conn.exec_driver_sql(sql, params)
+    names, positional, processors, getter = detail
+    values: list[Any] = list(map(getter, rows))  # a tuple per row, in the statement's order
+    if processors:
+        columns = list(zip(*values))
+        for i, process in processors:
+            columns[i] = tuple(map(process, columns[i]))
+        values = list(zip(*columns))
+    conn.exec_driver_sql(sql, values if positional else [dict(zip(names, row)) for row in values])
 
 
 _PROBES = (datetime(2009, 5, 5, 9, 30, 1, 250, tzinfo=timezone.utc), datetime(2009, 12, 31, 23, 59, 59),
            datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))))
 
 
+_DAY_TEXT: dict[int, str] = {}
+"""``YYYY-MM-DD `` by ``date.toordinal()``: the days written so far."""
+
+
+def _stored_text(value: datetime) -> str:
+    """``value.isoformat(" ", "microseconds")[:26]`` of a naive or UTC datetime, in fewer steps: the
+    day's text remembered, the time's from a naive ``time`` (``isoformat`` of an aware datetime
+    formats its offset too)."""
+    ordinal = value.toordinal()
+    day = _DAY_TEXT.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXT) >= _STORED_TEXT_LIMIT:
+            _DAY_TEXT.clear()
+        day = _DAY_TEXT[ordinal] = value.date().isoformat() + " "
+    return day + value.time().isoformat("microseconds")
+
+
+_STORED_TEXT: dict[datetime, str] = {}
+"""The SQLite text of the naive and UTC datetimes written last (see :func:`_fast`)."""
+_STORED_TEXT_LIMIT = 1 << 17
+
+
 def _fast(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """``process``, or an equivalent that writes a ``datetime`` as ``YYYY-MM-DD HH:MM:SS.ffffff``
-    (SQLite's default storage format) in one C call, when it gives the same text."""
+    """``process``, or an equivalent that gives the same value in fewer steps:
+
+    - for a datetime processor that writes ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLite's default
+      storage format, the offset left out), that text, remembered for the naive and UTC
+      datetimes written last (many events share a business date, and a row's time is often
+      an event's ``timestamp`` written to several tables): ``isoformat`` of an aware
+      datetime costs more than a dict look-up. Naive and UTC datetimes that are equal have
+      the same fields, so the same text; a naive one never equals an aware one;
+    - for a boolean processor that writes ``True`` as 1 and ``False`` as 0 (no native
+      boolean), those, for ``True`` and ``False`` themselves (anything else still goes
+      through ``process``, which checks it).
+    """
     if process is None:
         return None
     try:
         same = all(process(probe) == probe.isoformat(" ", "microseconds")[:26] for probe in _PROBES)
     except Exception:  # noqa: BLE001 - not a datetime processor
         same = False
-    if not same:
-        return process
+    if same:
+        def stored(value: Any, exact: type = datetime, known: dict[datetime, str] = _STORED_TEXT,
+                   utc: timezone = timezone.utc) -> Any:
+            if type(value) is not exact:
+                return process(value)
+            zone = value.tzinfo
+            if zone is not utc and zone is not None:
+                return value.isoformat(" ", "microseconds")[:26]
+            text = known.get(value)
+            if text is None:
+                if len(known) >= _STORED_TEXT_LIMIT:
+                    known.clear()
+                text = known[value] = _stored_text(value)
+            return text
 
-    def stored(value: Any, exact: type = datetime) -> Any:
-        return value.isoformat(" ", "microseconds")[:26] if type(value) is exact else process(value)
+        return stored
+    try:
+        boolean = [process(True), process(False)] == [1, 0] and all(type(process(v)) is int for v in (True, False))
+    except Exception:  # noqa: BLE001 - not a boolean processor
+        boolean = False
+    if boolean:
+        def as_int(value: Any) -> Any:
+            return 1 if value is True else 0 if value is False else process(value)
 
-    return stored
+        return as_int
+    return process
 
 
 _UPSERTS: weakref.WeakKeyDictionary[Table, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -480,9 +608,22 @@ class Projection:
     checkpoint they cross, so the versions do not depend on batch sizes."""
 
 
+    fill_apart: ClassVar[bool] = False
+    """Whether a rebuild of every projection may fill this one in a second process while
+    the first fills the others (:meth:`ProjectionRunner.rebuild`): true for projections
+    that apply few of the log's events, so that the second process, which decodes only
+    those (:meth:`event_classes`), takes about as long as the first."""
+
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         """Event class -> handler. Events without a handler leave the projection's rows alone."""
         raise NotImplementedError
+
+    def event_classes(self) -> frozenset[type] | None:
+        """The classes of the events :meth:`apply` acts on: those with a handler, or None
+        (every event) when the projection has its own ``apply``."""
+        if type(self).apply is not Projection.apply:
+            return None
+        return frozenset(self._handlers)
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         """Load the rows ``events`` will touch (optional optimisation)."""
@@ -741,6 +882,13 @@ class ProjectionRunner:
         """Events per transaction when filling a generation no query reads yet."""
         self._lock = threading.Lock()
         self._progress = threading.Condition()
+        self._uuids = UUIDs()
+        """The originator ids read last (:func:`application.decoding.stored_rows`)."""
+        self.helper: Any = None
+        """A recipe for a runner like this one in another process (:mod:`projections.helper`), or None:
+        with one, :meth:`rebuild` fills the projections marked ``fill_apart`` in a helper process."""
+        self.helper_threshold = 200_000
+        """The fewest events in the log for :meth:`rebuild` to start a helper (which takes a second or two)."""
         self._wanted = threading.Event()
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
 
@@ -765,10 +913,9 @@ class ProjectionRunner:
                     break
                 start = min(pending.values())
                 limit = self.batch_size if until is None else min(self.batch_size, until - start)
-                notifications = self.recorder.select_notifications(start=start + 1, limit=limit)
-                if not notifications:
+                decoded = self._read(start + 1, limit)
+                if not decoded:
                     break
-                decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
                 unconcerned = {}
                 for name, position in pending.items():
                     todo = [(i, e) for i, e in decoded if i > position]
@@ -794,7 +941,7 @@ class ProjectionRunner:
                             stopped.add(name)
                 with self._progress:
                     self._progress.notify_all()
-                if len(notifications) < limit:
+                if len(decoded) < limit:
                     break  # at the head as it stood when read: what came since waits for the next call
         if failures:
             raise failures[0]
@@ -823,13 +970,18 @@ class ProjectionRunner:
         for name, memory in memories.items():
             if memory is not None:
                 self.store.drop_indexes(name, targets[name])
+        classes: frozenset[type] | None = frozenset()
+        for name in targets:
+            wanted = self.store.projections[name].event_classes()
+            classes = None if wanted is None or classes is None or keep is not None else classes | wanted
+        topics = _Wanted(classes) if classes is not None else None
         while True:
             low = min(positions.values())
             if until is not None and low >= until:
                 break
             limit = self.fill_batch_size if until is None else min(self.fill_batch_size, until - low)
             with _collector_paused():
-                if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through):
+                if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics):
                     break
         for name, generation in targets.items():
             self.store.create_indexes(name, generation)
@@ -837,12 +989,14 @@ class ProjectionRunner:
 
     def _fill_batch(self, targets: dict[str, int], positions: dict[str, int], memories: dict[str, FillMemory | None],
                     low: int, limit: int, keep: EventFilter | None,
-                    read_through: dict[str, Tables] | None = None) -> bool:
-        """Apply the next ``limit`` events after ``low`` to each target; False at the head."""
-        notifications = self.recorder.select_notifications(start=low + 1, limit=limit)
-        if not notifications:
+                    read_through: dict[str, Tables] | None = None, topics: _Wanted | None = None) -> bool:
+        """Apply the next ``limit`` events after ``low`` to each target; False at the head.
+
+        With ``topics``, only the events of the topics it wants are decoded, and the last one
+        (the targets' new position, whose time the tracking keeps)."""
+        decoded = self._read(low + 1, limit, topics)
+        if not decoded:
             return False
-        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
         last = decoded[-1][0]
         if keep is not None:
             decoded = [(i, e) for i, e in decoded if keep(e)]
@@ -856,6 +1010,21 @@ class ProjectionRunner:
                 self._advance(name, generation, positions[name], last)
                 positions[name] = last
         return True
+
+    def _read(self, start: int, limit: int, topics: _Wanted | None = None) -> list[tuple[int, Any]]:
+        """``(notification id, event)`` of the events from notification id ``start`` on, at most ``limit``;
+        with ``topics``, only those of the topics it wants, and the last one whatever its topic.
+
+        With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
+        the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
+        together; otherwise each notification is decoded by ``mapper.to_domain_event``."""
+        bulk = getattr(self.mapper, "to_domain_events", None)
+        if bulk is None:
+            notifications = _of_topics(self.recorder.select_notifications(start=start, limit=limit), topics,
+                                       lambda n: n.topic)
+            return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+        rows = _of_topics(stored_rows(self.recorder, start, limit, self._uuids), topics, itemgetter(3))
+        return list(zip([row[0] for row in rows], bulk(rows)))
 
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
                through: int | None = None, memory: FillMemory | None = None,
@@ -884,49 +1053,72 @@ class ProjectionRunner:
 
     def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
                 through: int | None, memory: FillMemory | None = None, read_tables: Tables | None = None) -> int:
+        """One transaction: the rows of ``events`` and the position moved from ``position``.
+
+        The batch is claimed first - this write locks the tracking row (PostgreSQL) or the
+        database (SQLite), so a second runner waits there and then finds the position moved -
+        except in a fill from memory: its generation has no other writer (:class:`FillMemory`),
+        so the events are applied in memory first, their writes kept (:attr:`Batch.deferred`),
+        and the batch is claimed and written after, holding SQLite's one write lock only
+        while it writes (another process may fill other generations meanwhile)."""
         tables = self.store.tables(projection.name, generation)
         new_position = through or events[-1][0]
         mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
-        with self.store.engine.begin() as conn:
-            # Claim the batch first: this write locks the tracking row (PostgreSQL) or the
-            # database (SQLite), so a second runner waits here and then finds the position moved.
-            claimed = conn.execute(update(tracking).where(and_(mine, tracking.c.position == position))
-                                   .values(updated_at=_now())).rowcount
-            if claimed != 1:
-                raise _Moved()
-            if memory is not None and conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
+        with self.store.engine.connect() as conn:
             batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
             if memory is None:
+                self._claim(conn, mine, position)
                 projection.prefetch(batch, [e for _, e in projection.relevant(events)])
-            notification_id = position
-            every = projection.checkpoint_every
-            try:
-                if type(projection).apply is Projection.apply:
-                    # Straight to the handlers: events without one are passed over.
-                    handlers = projection._handlers
-                    for notification_id, event in events:
-                        handler = handlers.get(type(event))
-                        if handler is not None:
-                            if every:
-                                self._at_checkpoint(batch, checkpoint_of(notification_id, every))
-                            batch.position = notification_id
-                            handler(batch, event)
-                else:
-                    for notification_id, event in events:
-                        if every:
-                            self._at_checkpoint(batch, checkpoint_of(notification_id, every))
-                        batch.position = notification_id
-                        projection.apply(batch, event)
-            except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
-                raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
+            else:
+                batch.deferred = True
+            self._apply_events(projection, batch, position, events)
+            if memory is not None:
+                self._claim(conn, mine, position)
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
+                batch.write_deferred()
             batch.flush()
             conn.execute(update(tracking).where(mine).values(
                 position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
                 updated_at=_now()))
             if memory is not None and conn.dialect.name == "sqlite":
                 conn.exec_driver_sql(f"PRAGMA cache_size={_DEFAULT_CACHE_KIB}")
+            conn.commit()
         return new_position
+
+    @staticmethod
+    def _claim(conn: Connection, mine: Any, position: int) -> None:
+        """Touch the tracking row ``mine`` if it still stands at ``position`` (the batch's first write);
+        raise :class:`_Moved` if another runner moved it."""
+        claimed = conn.execute(update(tracking).where(and_(mine, tracking.c.position == position))
+                               .values(updated_at=_now())).rowcount
+        if claimed != 1:
+            raise _Moved()
+
+    def _apply_events(self, projection: Projection, batch: Batch, position: int,
+                      events: list[tuple[int, Any]]) -> None:
+        """Apply ``events`` to ``batch``; a failure is an :class:`_EventFailed` at its event."""
+        notification_id = position
+        every = projection.checkpoint_every
+        try:
+            if type(projection).apply is Projection.apply:
+                # Straight to the handlers: events without one are passed over.
+                handlers = projection._handlers
+                for notification_id, event in events:
+                    handler = handlers.get(type(event))
+                    if handler is not None:
+                        if every:
+                            self._at_checkpoint(batch, checkpoint_of(notification_id, every))
+                        batch.position = notification_id
+                        handler(batch, event)
+            else:
+                for notification_id, event in events:
+                    if every:
+                        self._at_checkpoint(batch, checkpoint_of(notification_id, every))
+                    batch.position = notification_id
+                    projection.apply(batch, event)
+        except Exception as exc:  # noqa: BLE001 - recorded, reported, never skipped
+            raise _EventFailed(notification_id, f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _at_checkpoint(batch: Batch, checkpoint: int) -> None:
@@ -1063,7 +1255,7 @@ class ProjectionRunner:
         Returns ``{projection: new generation}``."""
         names = [names] if isinstance(names, str) else list(names or self.store.projections)
         targets = {name: self.store.new_generation(name) for name in names}
-        self.fill_many(targets)
+        self._fill_first(targets)
         olds = {}
         with self._lock:  # no live batch runs while the last events are copied and the swap happens
             self.fill_many(targets)
@@ -1077,6 +1269,25 @@ class ProjectionRunner:
                 if stale not in (generation, olds[name]):
                     self.store.drop_generation(name, stale)
         return targets
+
+    def _fill_first(self, targets: dict[str, int]) -> None:
+        """The first pass of :meth:`rebuild`: :meth:`fill_many` of ``targets``, the projections
+        marked ``fill_apart`` in a helper process at the same time (:mod:`projections.helper`)
+        when there is a recipe for one, the others too, and the log is long enough to pay."""
+        apart = {name: g for name, g in targets.items() if self.store.projections[name].fill_apart}
+        if (self.helper is None or not apart or len(apart) == len(targets)
+                or (self.recorder.max_notification_id() or 0) < self.helper_threshold):
+            self.fill_many(targets)
+            return
+        from projections import helper
+
+        helping = helper.start(self.helper, apart)
+        try:
+            self.fill_many({name: g for name, g in targets.items() if name not in apart})
+        except BaseException:
+            helping.kill()
+            raise
+        helping.result()
 
     def verify(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Rebuild each projection into scratch tables up to the live position and compare
@@ -1138,6 +1349,36 @@ class ProjectionRunner:
         generation = self.store.new_generation(name)
         self.fill(name, generation, until=until, keep=keep)
         return self.store.tables(name, generation)
+
+
+class _Wanted:
+    """Whether a topic names one of ``classes`` (an event class may have several topics), remembered
+    per topic. A topic that names no class is wanted: decoding its events raises the library's
+    error, as it would without a filter."""
+
+    def __init__(self, classes: frozenset[type]) -> None:
+        self.classes = classes
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, topic: str) -> bool:
+        found = self._known.get(topic)
+        if found is None:
+            try:
+                found = resolve_topic(topic) in self.classes
+            except Exception:  # noqa: BLE001 - see the class docstring
+                found = True
+            self._known[topic] = found
+        return found
+
+
+def _of_topics(found: Sequence[Any], topics: _Wanted | None, topic: Callable[[Any], str]) -> Sequence[Any]:
+    """The stored events in ``found`` whose topic ``topics`` wants (all with None), and the last one."""
+    if topics is None or not found:
+        return found
+    kept = [one for one in found if topics(topic(one))]
+    if not kept or kept[-1] is not found[-1]:
+        kept.append(found[-1])
+    return kept
 
 
 @contextmanager

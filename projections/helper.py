@@ -1,0 +1,136 @@
+"""Filling generations in a second process, while this one fills others (a rebuild uses both CPUs).
+
+:meth:`projections.framework.ProjectionRunner.rebuild` may hand the projections
+marked ``fill_apart`` to a helper: ``python -m projections.helper``, started with
+:func:`start`, builds a runner of its own from a *recipe* (a picklable callable,
+:func:`runner_for` with the settings, that yields a runner over the same event
+store and read-model database), fills the generations it was given with
+:meth:`~projections.framework.ProjectionRunner.fill_many` - the same batches and
+transactions as in the first process, so a crash of either leaves each
+generation at its last committed batch - and reports the positions, or the
+failure, back through a pipe. The generations are new ones that no query reads
+and that only the helper writes; the first process makes them active, with the
+others, once it has caught them all up (the swap stays one step of the first
+process). The helper dies with the process that started it (Linux), and that
+process ends the helper if its own part fails.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from application.settings import Settings
+    from projections.framework import ProjectionRunner
+
+Recipe = Callable[[], AbstractContextManager["ProjectionRunner"]]
+
+
+@contextmanager
+def runner_for(settings: Settings) -> Iterator[ProjectionRunner]:
+    """A runner over the event store and read models ``settings`` name (a helper's recipe, with the settings)."""
+    from application import bootstrap
+    from projections import build_read_models
+
+    app = bootstrap(settings)
+    try:
+        read_models = build_read_models(app, settings)
+        try:
+            yield read_models.runner
+        finally:
+            read_models.close()
+    finally:
+        app.close()
+
+
+class HelperFailed(RuntimeError):
+    """The helper ended without filling its generations (not a projection's failure: see the message)."""
+
+
+class Helper:
+    """A helper process filling generations; :meth:`result` waits for its positions."""
+
+    def __init__(self, recipe: Recipe, targets: dict[str, int]) -> None:
+        self.targets = targets
+        read, write = os.pipe()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tuohu's packages, as imported here
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "projections.helper", str(write), str(os.getpid())],
+                stdin=subprocess.PIPE, pass_fds=(write,), env=env)
+        finally:
+            os.close(write)
+        self._results = os.fdopen(read, "rb")
+        assert self._process.stdin is not None
+        with self._process.stdin as given:
+            given.write(pickle.dumps((recipe, targets)))
+
+    def result(self) -> dict[str, int]:
+        """The helper's positions (``{projection: position}``), when it is done; raises the
+        :class:`~projections.framework.ProjectionFailed` it stopped on, or :class:`HelperFailed`."""
+        from projections.framework import ProjectionFailed
+
+        with self._results as results:
+            data = results.read()
+        code = self._process.wait()
+        if not data:
+            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with exit code {code}")
+        kind, value = pickle.loads(data)  # noqa: S301 - written by our own child process
+        if kind == "failed":
+            raise ProjectionFailed(*value)
+        if kind != "ok":
+            raise HelperFailed(f"the helper filling {', '.join(self.targets)} failed: {value}")
+        return value
+
+    def kill(self) -> None:
+        """End the helper now (its current batch rolls back)."""
+        self._process.kill()
+        self._process.wait()
+        self._results.close()
+
+
+def start(recipe: Recipe, targets: dict[str, int]) -> Helper:
+    """Start a helper filling ``targets`` (``{projection: generation}``) with a runner from ``recipe``."""
+    return Helper(recipe, targets)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this process when its parent ends (Linux), and end now if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the parent kills us on failure
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def main() -> None:
+    from projections.framework import ProjectionFailed
+
+    out, parent = int(sys.argv[1]), int(sys.argv[2])
+    _die_with_parent(parent)
+    recipe, targets = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by our parent
+    outcome: tuple[str, Any]
+    try:
+        with recipe() as runner:
+            outcome = ("ok", runner.fill_many(targets))
+    except ProjectionFailed as failure:
+        outcome = ("failed", (failure.projection, failure.position, failure.error))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        outcome = ("error", f"{type(exc).__name__}: {exc}")
+    with os.fdopen(out, "wb") as results:
+        results.write(pickle.dumps(outcome))
+
+
+if __name__ == "__main__":
+    main()

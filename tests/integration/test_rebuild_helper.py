@@ -1,0 +1,53 @@
+"""A rebuild that fills some projections in a helper process (projections.helper) writes the rows a
+rebuild in one process writes, swaps every generation, and fails whole when the helper fails."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from application import Settings
+from interfaces.demo import generate_demo
+from projections.helper import HelperFailed, runner_for
+
+
+def _checksums(read_models) -> dict[str, dict[str, str]]:
+    store = read_models.store
+    return {name: store.checksum(name) for name in store.projections}
+
+
+def test_a_rebuild_with_a_helper_writes_what_one_process_writes(services) -> None:
+    application, read_models = services
+    generate_demo(application, events=3_000, seed=31)
+    runner = read_models.runner
+    runner.rebuild()
+    alone = _checksums(read_models)
+    before = {name: read_models.store.active_generation(name) for name in read_models.store.projections}
+
+    runner.helper_threshold = 0
+    targets = runner.rebuild()
+
+    assert targets == {name: generation + 1 for name, generation in before.items()}
+    assert {name: read_models.store.active_generation(name) for name in targets} == targets
+    head = application.recorder.max_notification_id()
+    assert {name: read_models.store.position(name) for name in targets} == dict.fromkeys(targets, head)
+    assert _checksums(read_models) == alone
+    assert runner.verify() == []
+
+
+def test_a_rebuild_whose_helper_fails_swaps_nothing(services, tmp_path) -> None:
+    application, read_models = services
+    generate_demo(application, events=1_000, seed=32)
+    read_models.catch_up()
+    runner = read_models.runner
+    before = {name: read_models.store.active_generation(name) for name in read_models.store.projections}
+    # a helper over another, empty store: the generations it is given are not there
+    runner.helper = functools.partial(runner_for, Settings(data_dir=tmp_path / "elsewhere"))
+    runner.helper_threshold = 0
+
+    with pytest.raises(HelperFailed):
+        runner.rebuild()
+
+    assert {name: read_models.store.active_generation(name) for name in before} == before
+    assert read_models.runner.verify() == []
