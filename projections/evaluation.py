@@ -737,7 +737,7 @@ class _Period:
         """The period's key as :func:`period_keys` writes it (``2009-Q3``)."""
         return _period_key(self.kind, self.first)
 
-    @property
+    @functools.cached_property
     def months(self) -> int:
         return _months(self.first, self.last)
 
@@ -815,7 +815,7 @@ def _flows(conn: Connection, t: Tables, unit_type: str, unit_ids: Sequence[str] 
             query = query.where(u.unit_id.in_(list(unit_ids)))
         if indicator is not None:
             query = query.where(u.indicator == indicator)
-        for unit_id, name, total in conn.execute(query):
+        for unit_id, name, total in conn.execute(query).all():
             sums = found.setdefault(unit_id, {})
             sums[name] = sums.get(name, ZERO) + Decimal(total or 0)
     return found
@@ -828,7 +828,7 @@ def _active_customers(conn: Connection, t: Tables, unit_type: str, unit_ids: Seq
     query = select(c.unit_id, c.customers).where(c.period == period, c.unit_type == unit_type, c.customers != 0)
     if unit_ids is not None:
         query = query.where(c.unit_id.in_(list(unit_ids)))
-    return {unit_id: int(n) for unit_id, n in conn.execute(query)}
+    return {unit_id: int(n) for unit_id, n in conn.execute(query).all()}
 
 
 def _values(flows: dict[str, Decimal], new_before: int, asset_scale: Decimal,
@@ -889,7 +889,7 @@ def _targets(conn: Connection, team: Tables, year: str, unit_type: str,
     if unit_ids is not None:
         query = query.where(c.unit_id.in_(list(unit_ids)))
     found: dict[str, dict[str, tuple[Decimal, dict[str, Decimal]]]] = {}
-    for row in conn.execute(query).mappings():
+    for row in conn.execute(query).mappings().all():
         checkpoints = {k: Decimal(v) for k, v in json.loads(row["checkpoints"]).items()}
         found.setdefault(row["unit_id"], {})[row["indicator"]] = (Decimal(row["annual"]), checkpoints)
     return found
@@ -969,7 +969,7 @@ def staff_performance(conn: Connection, eval_tables: Tables, team_tables: Tables
     weights = [(i["indicator"], Decimal(i["weight"])) for i in json.loads(scheme["indicators"])]
 
     staff = {}
-    for row in conn.execute(select(team_tables.staff)).mappings():
+    for row in conn.execute(select(team_tables.staff)).mappings().all():
         joined, left = utc(row["joined_at"]), utc(row["left_at"])
         if joined < p.ends_at and (left is None or left >= p.starts_at):  # type: ignore[operator]
             staff[row["staff_code"]] = dict(row)
