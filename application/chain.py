@@ -215,6 +215,11 @@ class Snapshot:
         raise NotImplementedError
 
 
+class ChainMissing(RuntimeError):
+    """Seals are stored but the chain holds no link: its table was emptied. Sealing again would
+    link whatever is stored now, altered or not; verify against a published seal first."""
+
+
 class ChainConflict(RuntimeError):
     """Another seal extended the chain at the same time; nothing was written (seal again)."""
 
@@ -701,10 +706,18 @@ class AuditChain:
         """Link the events stored since the last link, in batches, and record a seal of the new head.
 
         Returns the new seal, the last one when nothing new was stored, or None for an empty store.
-        Raises :class:`ChainConflict` when another seal runs at the same time.
+        Raises :class:`ChainConflict` when another seal runs at the same time, and
+        :class:`ChainMissing` when seals are stored but the chain's links are gone.
         """
         with self.storage.snapshot() as snap:
             head = snap.head()
+            if head is None:
+                earlier = self.storage.seals()
+                if earlier:
+                    raise ChainMissing(f"{len(earlier)} seals are stored (the last at position "
+                                       f"{earlier[-1].position}) but the chain holds no link: its table was emptied. "
+                                       "Verify against a published seal (tuohu audit verify --seal FILE) before "
+                                       "sealing again")
             after, prev, count = (head if head is not None else (None, GENESIS, 0))
             rows: list[tuple[int, str, int, bytes]] = []
             written_after = after
@@ -761,6 +774,8 @@ class AuditChain:
             elif beyond_head:
                 assert published is not None
                 result.problem = self._past_head(snap, head, published)
+            elif head is None and seals:  # seals stored, not one link: the chain's table was emptied
+                result.problem = self._past_head(snap, head, seals[-1], f"seal #{seals[-1].seal_id}")
             result.ok = result.problem is None
         result.seconds = time.perf_counter() - started
         return result
@@ -779,12 +794,14 @@ class AuditChain:
         return problem
 
     @staticmethod
-    def _past_head(snap: Snapshot, head: tuple[int, bytes] | None, published: Seal) -> Problem:
-        """A published seal beyond the chain's stored head: recompute the stored events up to it.
+    def _past_head(snap: Snapshot, head: tuple[int, bytes] | None, published: Seal,
+                   which: str = "the published seal") -> Problem:
+        """A seal (``which``: the published one, or a stored one when the chain holds no link) beyond
+        the chain's stored head: recompute the stored events up to it.
 
         Always a problem - the chain's tables do not reach a position that was sealed - but the
-        detail says whether the stored events still hash to the published link."""
-        held = f"the published seal covers position {published.position}, but the stored chain " + (
+        detail says whether the stored events still hash to the seal's link."""
+        held = f"{which} covers position {published.position}, but the stored chain " + (
             "holds no link" if head is None else f"stops at position {head[0]}")
         with closing(snap.scan(FIRST, published.position)) as pages:
             found, _rows, last = chain((row for page in pages for row in page), GENESIS, [published.position])
@@ -795,9 +812,9 @@ class AuditChain:
         if found[published.position] == bytes.fromhex(published.link):
             return Problem(published.position, "chain_altered", f"{held}: the chain or seal table was emptied or "
                                                                 "rolled back (the stored events up to it still "
-                                                                "hash to the published link)")
+                                                                "hash to that seal's link)")
         return Problem(published.position, "seal_mismatch", f"{held}, and the stored events up to it do not hash to "
-                                                            "the published link: events were altered and the chain "
+                                                            "that seal's link: events were altered and the chain "
                                                             "removed, so the altered position cannot be named")
 
     @staticmethod

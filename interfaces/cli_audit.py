@@ -275,8 +275,12 @@ def seal(
 ) -> None:
     """Link the events stored since the last seal into the hash chain, in batches, and seal its head."""
     _settings, application = _app()
+    from application.chain import ChainMissing
+
     try:
         sealed = application.chain.seal()
+    except ChainMissing as exc:
+        raise _fail(str(exc), 1) from None
     finally:
         application.close()
     if sealed is None:
@@ -367,10 +371,14 @@ def export(
         fh = file.open("w", encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot write {file}: {exc.strerror or exc}") from None
+    from application.chain import ChainMissing
+
     _settings, application = _app()
     try:
         with fh:
             header = application.chain.export(fh, start, end, anchor=anchor)
+    except ChainMissing as exc:
+        raise _fail(str(exc), 1) from None
     finally:
         application.close()
     if header["first_position"] is None:

@@ -116,6 +116,30 @@ def test_a_published_seal_fails_when_the_chain_and_seals_were_emptied(store: dic
     assert "holds no link" in problem["detail"]
 
 
+@pytest.mark.parametrize("edit", [False, True], ids=["events intact", "an event edited"])
+def test_stored_seals_without_a_chain_fail_verify_and_refuse_a_new_seal(store: dict[str, Any], edit: bool) -> None:
+    """The chain's links deleted, the seals kept: verify without a published seal still fails (the
+    stored seal is checked against the stored events), and seal refuses to link them afresh."""
+    assert tuohu(store["dir"], "audit", "seal").returncode == 0
+    with sqlite3.connect(store["dir"] / "events.sqlite") as conn:
+        conn.execute("DELETE FROM tuohu_chain")
+        if edit:
+            conn.execute("UPDATE stored_events SET state = replace(state, 'no_default', 'in_default') WHERE rowid = 3")
+
+    verified = tuohu(store["dir"], "audit", "verify", "--json")
+    resealed = tuohu(store["dir"], "audit", "seal")
+    again = tuohu(store["dir"], "audit", "verify", "--json")
+
+    assert verified.returncode == 1, verified.stdout
+    problem = json.loads(verified.stdout)["problem"]
+    assert problem["position"] == 5
+    assert problem["kind"] == ("seal_mismatch" if edit else "chain_altered")
+    assert "seal #1 covers position 5" in problem["detail"] and "holds no link" in problem["detail"]
+    assert resealed.returncode == 1
+    assert "holds no link" in resealed.stdout + resealed.stderr
+    assert again.returncode == 1 and json.loads(again.stdout)["problem"] == problem  # nothing was relinked
+
+
 def test_a_published_seal_past_the_stored_events_is_not_passed(store: dict[str, Any]) -> None:
     seal_file = store["dir"] / "seal.json"
     assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
