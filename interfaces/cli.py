@@ -396,7 +396,13 @@ def projections_rebuild(
     if name is not None and name not in read_models.store.projections:
         console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
         raise typer.Exit(2)
-    generations = read_models.runner.rebuild(name)
+    from projections import ProjectionFailed
+    from projections.helper import HelperFailed
+
+    try:
+        generations = read_models.runner.rebuild(name)
+    except (HelperFailed, ProjectionFailed) as exc:
+        raise _fail(f"rebuild stopped, the live tables unchanged: {exc}", 1) from None
     for projection, generation in generations.items():
         typer.echo(f"{projection}: now generation {generation} at position {read_models.store.position(projection)}")
 

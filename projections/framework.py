@@ -953,9 +953,11 @@ class ProjectionRunner:
         return self.fill_many({name: generation}, until, keep)[name]
 
     def fill_many(self, targets: dict[str, int], until: int | None = None,
-                  keep: EventFilter | None = None, read_through: dict[str, Tables] | None = None) -> dict[str, int]:
+                  keep: EventFilter | None = None, read_through: dict[str, Tables] | None = None,
+                  between: Callable[[], None] | None = None) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
-        log, decoding each event once. Returns ``{projection: position}``.
+        log, decoding each event once. Returns ``{projection: position}``. ``between`` is
+        called before each batch (it may raise to stop the fill, whose committed batches stay).
 
         A generation that starts empty is filled from memory: its rows stay in memory
         between batches (:class:`FillMemory`), so no batch reads them back.
@@ -980,6 +982,8 @@ class ProjectionRunner:
             if until is not None and low >= until:
                 break
             limit = self.fill_batch_size if until is None else min(self.fill_batch_size, until - low)
+            if between is not None:
+                between()
             with _collector_paused():
                 if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics):
                     break
@@ -1283,7 +1287,7 @@ class ProjectionRunner:
 
         helping = helper.start(self.helper, apart)
         try:
-            self.fill_many({name: g for name, g in targets.items() if name not in apart})
+            self.fill_many({name: g for name, g in targets.items() if name not in apart}, between=helping.check)
         except BaseException:
             helping.kill()
             raise

@@ -91,6 +91,13 @@ class Helper:
             raise HelperFailed(f"the helper filling {', '.join(self.targets)} failed: {value}")
         return value
 
+    def check(self) -> None:
+        """Raise :class:`HelperFailed` at once if the helper has ended abnormally (killed, or
+        crashed before it could report), so the rebuild stops rather than fill on for nothing."""
+        code = self._process.poll()
+        if code is not None and code != 0:
+            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with exit code {code}")
+
     def kill(self) -> None:
         """End the helper now (its current batch rolls back)."""
         self._process.kill()

@@ -51,3 +51,35 @@ def test_a_rebuild_whose_helper_fails_swaps_nothing(services, tmp_path) -> None:
 
     assert {name: read_models.store.active_generation(name) for name in before} == before
     assert read_models.runner.verify() == []
+
+
+def test_a_rebuild_stops_soon_after_its_helper_dies(services, monkeypatch) -> None:
+    """A helper killed (here: it exits at once with code 3) stops the first process at its next
+    batch, not after it has filled its own projections to the end; nothing is swapped."""
+    import os
+    import time
+
+    application, read_models = services
+    generate_demo(application, events=3_000, seed=33)
+    read_models.catch_up()
+    runner = read_models.runner
+    before = {name: read_models.store.active_generation(name) for name in read_models.store.projections}
+    runner.helper = functools.partial(os._exit, 3)
+    runner.helper_threshold = 0
+    runner.fill_batch_size = 100
+    batches: list[int] = []
+    fill_batch = runner._fill_batch
+
+    def slow_batch(*args, **kwargs):  # 30 batches of 0.1 s: the helper is long dead before the last
+        batches.append(1)
+        time.sleep(0.1)
+        return fill_batch(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_fill_batch", slow_batch)
+
+    with pytest.raises(HelperFailed, match="exit code 3"):
+        runner.rebuild()
+
+    head = application.recorder.max_notification_id()
+    assert len(batches) < head // 100  # stopped before the end of the log
+    assert {name: read_models.store.active_generation(name) for name in before} == before
