@@ -274,8 +274,8 @@ def evaluation(rm: ReadModels, period: str, unit_type: str = "bank", unit_id: st
     with _evaluation_tables(rm, as_of, effective_as_of) as (conn, eval_tables, team_tables):
         try:
             report = ev.evaluation(conn, eval_tables, team_tables, period, unit_type, unit_id)
-        except ValueError as exc:
-            raise ReportError("unit", str(exc)) from None
+        except ValueError as exc:  # the unit: a type not known, or a bank id other than "bank"
+            raise ReportError("unit_type" if str(exc).startswith("unit_type") else "unit_id", str(exc)) from None
     report["as_of"] = as_of
     report["effective_as_of"] = effective_as_of
     return report

@@ -79,9 +79,11 @@ def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: s
     seal = client.app.state.application.chain.seal()
 
     found = get(client, "/audit/verify", seal_position=seal.position, seal_link=seal.link)
+    upper = get(client, "/audit/verify", seal_position=seal.position, seal_link=seal.link.upper())
 
     assert found["ok"] is True
     assert found["checked"] == seal.position
+    assert upper["ok"] is True and upper["published"] == found["published"]  # a link copied from a printout
 
 
 def test_a_version_past_the_latest_is_not_found_not_the_latest(client: TestClient, customer: str) -> None:

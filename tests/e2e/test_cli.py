@@ -125,3 +125,11 @@ def test_a_missing_postgresql_schema_is_created(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert tables > 0
+
+
+def test_an_evaluation_of_an_unknown_unit_names_the_field_given(tmp_path: Path) -> None:
+    planet = tuohu(tmp_path, "report", "evaluation", "--period", "2009-Q3", "--unit-type", "planet", "--unit-id", "x")
+
+    assert planet.returncode == 2
+    said = planet.stdout + planet.stderr
+    assert "unit_type: unit_type must be one of" in said and "Traceback" not in said  # the field, then why

@@ -102,14 +102,15 @@ def _not_found(exc: Exception) -> NotFound:
 def verify(
     app: AppDep, _auditor: AuditorDep,
     seal_position: Annotated[int | None, Query(ge=1, description="the position of a seal you hold")] = None,
-    seal_link: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="that seal's link (hex)")] = None,
+    seal_link: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$",
+                                           description="that seal's link (64 hex digits, either case)")] = None,
 ) -> VerificationPublic:
     """Recompute every link from the stored events; compare with the seals and with a seal you hold."""
     held = None
     if (seal_position is None) != (seal_link is None):
         raise InvalidValue("seal_link", "give both seal_position and seal_link, or neither")
     if seal_position is not None and seal_link is not None:
-        held = Seal(0, seal_position, seal_link, 0, datetime.now().astimezone())
+        held = Seal(0, seal_position, seal_link.lower(), 0, datetime.now().astimezone())
     return VerificationPublic.model_validate(app.chain.verify(held).to_json())
 
 
