@@ -748,8 +748,9 @@ class AuditChain:
         same as one pass.
         """
         started = time.perf_counter()
-        if published is not None and published.position < 1:
-            raise ValueError(f"a published seal's position is 1 or more; got {published.position}")
+        if published is not None and not 1 <= published.position <= 2**63 - 1:
+            raise ValueError(f"a published seal's position is from 1 to 2**63 - 1 (a stored position); "
+                             f"got {published.position}")
         workers = workers if workers is not None else (os.cpu_count() or 1)
         seals = self.storage.seals()
         result = Verification(ok=True, seal=seals[-1] if seals else None, published=published)

@@ -340,8 +340,8 @@ def _seal_file(path: Path) -> Any:
             raise ValueError(f"its format is not {SEAL_FORMAT}")
         seal = Seal.from_json(data)
         bytes.fromhex(seal.link)
-        if seal.position < 1 or len(seal.link) != 64:
-            raise ValueError("its position must be 1 or more and its link 64 hex digits")
+        if not 1 <= seal.position <= 2**63 - 1 or len(seal.link) != 64:
+            raise ValueError("its position must be from 1 to 2**63 - 1 and its link 64 hex digits")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise _fail(f"--seal {path}: not a seal file ({type(exc).__name__}: {exc})") from None
     return seal

@@ -77,6 +77,33 @@ def request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
     return _json(422, {"detail": jsonable_encoder(error.errors())})
 
 
+_QUERY_NAMES: dict[tuple[str, str], frozenset[str] | None] = {}
+_EVERY_QUERY = frozenset({"consistent_with"})
+
+
+async def known_query_parameters(request: Request) -> None:
+    """422 for a query parameter the operation does not take (as its OpenAPI document lists them):
+    a misspelt or unsupported filter would otherwise be ignored, and the answer look filtered."""
+    if not request.query_params:
+        return
+    path = getattr(request.scope.get("route"), "path_format", None)
+    if path is None or path == "/health":  # monitors may add a cache-busting parameter
+        return
+    key = (path, request.method)
+    if key not in _QUERY_NAMES:
+        operation = request.app.openapi().get("paths", {}).get(path, {}).get(request.method.lower())
+        _QUERY_NAMES[key] = None if operation is None else frozenset(
+            p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+    names = _QUERY_NAMES[key]
+    # Every query takes consistent_with; one that reads the event store is always consistent with it.
+    unknown = [] if names is None else sorted(set(request.query_params) - names - _EVERY_QUERY)
+    if unknown:
+        raise RequestValidationError([
+            {"type": "extra_forbidden", "loc": ["query", name], "input": request.query_params.get(name),
+             "msg": f"not a parameter of this operation; it takes {', '.join(sorted(names)) or 'none'}"}
+            for name in unknown])
+
+
 def _allowed_methods(request: Request) -> str | None:
     """Every method some route takes at the request's path (the framework names only the first route's)."""
     methods = [method for method in _METHODS

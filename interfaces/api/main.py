@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, *, run_projections: bool = True
         ),
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(security.authorize)],
+        dependencies=[Depends(security.authorize), Depends(errors.known_query_parameters)],
     )
 
     api.add_middleware(RequestIdMiddleware)

@@ -99,11 +99,13 @@ def test_a_held_seal_past_the_chain_or_below_one_is_not_passed(client: TestClien
 
     past = get(client, "/audit/verify", seal_position=seal.position + 50, seal_link=seal.link)
     below = get(client, "/audit/verify", seal_position=0, seal_link=seal.link, status=422)
+    huge = get(client, "/audit/verify", seal_position=2**64, seal_link=seal.link, status=422)  # no stored position
 
     assert past["ok"] is False
     assert (past["problem"]["position"], past["problem"]["kind"]) == (seal.position + 50, "deleted")
     assert past["published"] == {"format": "tuohu-seal/1", "position": seal.position + 50, "link": seal.link}
     assert "seal_position" in str(below)
+    assert "seal_position" in str(huge)
 
 
 def test_a_customer_manager_may_not_read_the_audit_history(client: TestClient, customer: str) -> None:

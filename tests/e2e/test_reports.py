@@ -113,6 +113,23 @@ def test_customers_report_filters_and_searches(history: dict) -> None:
     assert found(stage="account_opened") == [ids["won"]]
 
 
+def test_a_filter_the_report_does_not_take_is_refused_not_ignored(history: dict) -> None:
+    """A misspelt filter (``stge``) or one the route lacks (``branch`` on staff performance) would
+    otherwise be ignored and the page look filtered: 422, naming it and what the route takes."""
+    client, headers = history["client"], bearer(history["client"], "audit-he")
+    misspelt = client.get("/reports/customers", params={"stge": "registered"}, headers=headers)
+    unsupported = client.get("/reports/staff-performance", params={"period": "2025", "branch": BRANCH}, headers=headers)
+    health = client.get("/health", params={"_": "1700000000"})
+
+    assert misspelt.status_code == 422
+    [error] = misspelt.json()["detail"]
+    assert error["loc"] == ["query", "stge"] and error["type"] == "extra_forbidden"
+    assert "stage" in error["msg"]  # what it takes
+    assert unsupported.status_code == 422
+    assert [e["loc"] for e in unsupported.json()["detail"]] == [["query", "branch"]]
+    assert health.status_code == 200
+
+
 def test_overdue_follow_ups_list_the_past_planned_return_visit(history: dict) -> None:
     rows = report(history, "/reports/visits/overdue-follow-ups")["items"]
     assert [(r["aggregate_id"], r["days_overdue"]) for r in rows] == [(str(history["overdue"]), 3)]

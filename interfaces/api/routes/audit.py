@@ -101,7 +101,8 @@ def _not_found(exc: Exception) -> NotFound:
 @queries.get("/verify", operation_id="audit_verify")
 def verify(
     app: AppDep, _auditor: AuditorDep,
-    seal_position: Annotated[int | None, Query(ge=1, description="the position of a seal you hold")] = None,
+    seal_position: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                               description="the position of a seal you hold")] = None,
     seal_link: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$",
                                            description="that seal's link (64 hex digits, either case)")] = None,
 ) -> VerificationPublic:
