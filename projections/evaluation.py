@@ -861,11 +861,12 @@ def _values(flows: dict[str, Decimal], new_before: int, asset_scale: Decimal,
 
 
 def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str, unit_ids: Sequence[str] | None,
-             active: dict[str, int] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
+             active: dict[str, int] | None = None,
+             also: Iterable[str] = ()) -> dict[str, tuple[dict[str, Any], dict[str, int]]]:
     """``{unit_id: (indicator values, credit mix)}`` for the period: of ``unit_ids``, or (None)
     of every unit with flows or active customers in the period itself (a balance carried from
-    before it does not count). ``active``: the units' active customers
-    in the period (:func:`_active_customers`), when the caller has read them already."""
+    before it does not count) and of the units ``also`` names. ``active``: the units' active
+    customers in the period (:func:`_active_customers`), when the caller has read them already."""
     current = _flows(conn, t, unit_type, unit_ids, *_keys(p))
     previous = _flows(conn, t, unit_type, unit_ids, *_keys(_period(_period_key(p.kind, p.previous[0]))),
                       indicator="new_customers")
@@ -873,7 +874,7 @@ def _actuals(conn: Connection, t: Tables, p: _Period, unit_type: str, unit_ids: 
                     indicator="deposit_balance_delta")
     if active is None:
         active = _active_customers(conn, t, unit_type, unit_ids, p.canonical)
-    ids = set(unit_ids) if unit_ids is not None else set(current) | set(active)
+    ids = set(unit_ids) if unit_ids is not None else set(current) | set(active) | set(also)
     result = {}
     for unit_id in ids:
         result[unit_id] = _values(current.get(unit_id, {}), int(previous.get(unit_id, {}).get("new_customers", 0)),
@@ -976,13 +977,10 @@ def staff_performance(conn: Connection, eval_tables: Tables, team_tables: Tables
     # Everyone with figures in the period (the people's flows and activity, read once for all of
     # them) and every member of the team then, with or without figures.
     active = _active_customers(conn, eval_tables, "person", None, p.canonical)
-    actuals = _actuals(conn, eval_tables, p, "person", None, active)
-    people = sorted(set(staff) | set(actuals))
+    actuals = _actuals(conn, eval_tables, p, "person", None, active, also=staff)
+    people = sorted(actuals)
     if not people:
         return []
-    for person in people:
-        if person not in actuals:
-            actuals[person] = _values({}, 0, ZERO, 0)
     targets = _targets(conn, team_tables, p.year, "person", None)
     best: dict[str, Decimal | None] = {}
     for name, _ in weights:

@@ -542,3 +542,19 @@ def test_rebuilding_the_evaluation_gives_the_same_rows(world: World) -> None:
 def test_an_unknown_unit_is_refused(world: World, unit_type: str, unit_id: str) -> None:
     with pytest.raises(ValueError, match=repr(unit_id if unit_type == "bank" else unit_type)):
         world.evaluate("2009-05", unit_type, unit_id)
+
+
+def test_a_member_without_figures_in_the_period_keeps_the_previous_periods_base(world: World) -> None:
+    """A team member with two new customers in April and none in May: May's growth rate is
+    measured against April's two (-100 %), as the member's own evaluation says."""
+    world.app.define_appraisal_scheme(ctx(HEAD, at(2009, 1, 2), "branch_head"), year="2009", indicators=[
+        {"indicator": "growth_rate", "group": "acquisition_results", "weight": Decimal(100)}])
+    world.staff("mgr-quiet", when=at(2009, 1, 5))
+    world.customer("mgr-quiet", at(2009, 4, 9))
+    world.customer("mgr-quiet", at(2009, 4, 10))
+
+    [row] = world.performance("2009-05")
+    own = world.evaluate("2009-05", unit_type="person", unit_id="mgr-quiet")["indicators"]["growth_rate"]["actual"]
+
+    assert row["person_id"] == "mgr-quiet"
+    assert row["indicators"]["growth_rate"]["actual"] == own == Decimal("-100.00")
