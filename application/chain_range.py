@@ -21,9 +21,10 @@ The link rule (:func:`link`) is defined here, so that
 (safe from a threaded server, and nothing of the caller's main module is imported
 again), one per range; :mod:`application.chain` imports it from here. The loop
 (:func:`chain_headed`) inlines it: one call per stored event is the cost of a
-check. A SQLite worker has SQLite write each row's header (the rule's text
-between the previous link and the state), which hands Python three values a
-row instead of five and takes the formatting out of the loop.
+check. A worker has the database write each row's header (the rule's text
+between the previous link and the state) in front of the state, which hands
+Python two values a row instead of five and takes the formatting and the
+joining out of the loop.
 
 SQLite rows are read with APSW when it is installed (a dependency of tuohu): it
 hands rows to Python about a quarter faster than the standard ``sqlite3``
@@ -46,11 +47,12 @@ POSTGRES_SELECT = ("SELECT notification_id, convert_to(replace(originator_id::te
                    "originator_version, convert_to(topic, 'UTF8'), state FROM {} WHERE notification_id > {} "
                    "AND notification_id <= {} ORDER BY notification_id")
 
-#: The same with the link header written by PostgreSQL: (position, header, state), as :func:`chain_headed` takes.
+#: The same with the link header written by PostgreSQL in front of the state: (position, header || state),
+#: as :func:`chain_headed` takes.
 POSTGRES_HEADED_SELECT = (
     "SELECT notification_id, convert_to(format('%s:%s:%s:%s:%s:%s:%s:', notification_id, "
     "octet_length(replace(originator_id::text, '-', '')), replace(originator_id::text, '-', ''), originator_version, "
-    "octet_length(convert_to(topic, 'UTF8')), topic, octet_length(state)), 'UTF8'), state FROM {} "
+    "octet_length(convert_to(topic, 'UTF8')), topic, octet_length(state)), 'UTF8') || state FROM {} "
     "WHERE notification_id > {} AND notification_id <= {} ORDER BY notification_id")
 
 Result = tuple[dict[int, bytes], int, "int | None"]
@@ -64,19 +66,19 @@ def link(prev: bytes, position: int, originator_id: bytes, version: int, topic: 
 
 def chain(rows: Iterable[tuple[int, bytes, int, bytes, bytes]], prev: bytes, report: Iterable[int]) -> Result:
     """The links of ``rows`` from ``prev``: ``({position: link} for the ``report`` positions, count, last)``."""
-    return chain_headed(((position, b"%d:%d:%b:%d:%d:%b:%d:" % (position, len(oid), oid, version, len(topic), topic,
-                                                                len(state)), state)
+    return chain_headed(((position, b"%d:%d:%b:%d:%d:%b:%d:%b" % (position, len(oid), oid, version, len(topic), topic,
+                                                                  len(state), state))
                          for position, oid, version, topic, state in rows), prev, report)
 
 
-def chain_headed(rows: Iterable[tuple[int, bytes, bytes]], prev: bytes, report: Iterable[int]) -> Result:
+def chain_headed(rows: Iterable[tuple[int, bytes]], prev: bytes, report: Iterable[int]) -> Result:
     """:func:`chain` over rows whose link header (everything the rule puts between the previous
-    link and the state) the database wrote: ``(position, header, state)``."""
+    link and the state) the database wrote in front of the state: ``(position, header || state)``."""
     wanted = sorted(set(report), reverse=True)
     sha, found, count, position = hashlib.sha256, {}, 0, None
     next_report = wanted.pop() if wanted else None
-    for position, header, state in rows:
-        prev = sha(prev + header + state).digest()
+    for position, data in rows:
+        prev = sha(prev + data).digest()
         count += 1
         if next_report is not None and position >= next_report:
             while next_report is not None and next_report < position:  # not stored: not reported
@@ -88,12 +90,15 @@ def chain_headed(rows: Iterable[tuple[int, bytes, bytes]], prev: bytes, report: 
 
 
 def _sqlite_select(table: str) -> str:
-    """(position, header, state) with the header written by SQLite: fewer values handed to Python
-    per row, and no formatting in the loop. Every column is read as the bytes it holds (as the
-    one-pass check reads it), and the lengths are of those bytes, as the rule says."""
-    return (f"SELECT rowid, CAST(printf('%d:%d:%s:%d:%d:%s:%d:', rowid, length(CAST(originator_id AS BLOB)), "
+    """(position, header || state) with the header written by SQLite: fewer values handed to Python
+    per row, and no formatting or joining in the loop. Every column is read as the bytes it holds
+    (as the one-pass check reads it), and the lengths are of those bytes, as the rule says;
+    ``||`` joins text byte for byte (SQLite does not check or convert the encoding of text it
+    joins), and the cast back to a BLOB hands the joined bytes over as they are."""
+    return (f"SELECT rowid, CAST(CAST(printf('%d:%d:%s:%d:%d:%s:%d:', rowid, length(CAST(originator_id AS BLOB)), "
             f"originator_id, originator_version, length(CAST(topic AS BLOB)), topic, length(CAST(state AS BLOB))) "
-            f"AS BLOB), coalesce(CAST(state AS BLOB), X'') FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
+            f"AS BLOB) || coalesce(CAST(state AS BLOB), X'') AS BLOB) FROM {table} WHERE rowid > ? AND rowid <= ? "
+            f"ORDER BY rowid")
 
 
 def recompute_sqlite(path: str, table: str, after: int, upto: int, prev: bytes, report: Iterable[int]) -> Result:
@@ -143,7 +148,7 @@ def postgres_rows(conn: Any, table: Any, after: int, upto: int, headed: bool = F
     :func:`chain_headed` does. Read it to the end before using ``conn`` again."""
     from psycopg.sql import SQL, Literal
 
-    select, types = ((POSTGRES_HEADED_SELECT, ["int8", "bytea", "bytea"]) if headed
+    select, types = ((POSTGRES_HEADED_SELECT, ["int8", "bytea"]) if headed
                      else (POSTGRES_SELECT, ["int8", "bytea", "int8", "bytea", "bytea"]))
     query = SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(
         SQL(select).format(table, Literal(int(after)), Literal(int(upto))))
