@@ -408,16 +408,27 @@ def projections_rebuild(
 
 
 @projections_app.command("verify")
-def projections_verify() -> None:
+def projections_verify(
+    name: Annotated[Optional[str], typer.Argument(help="One projection; all when omitted")] = None,
+) -> None:
     """Rebuild into scratch tables and compare every table's checksum with the live one (exit 1 on mismatch)."""
     _settings, _application, read_models = _services()
-    mismatches = read_models.runner.verify()
+    if name is not None and name not in read_models.store.projections:
+        console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
+        raise typer.Exit(2)
+    from projections import ProjectionFailed
+
+    try:
+        mismatches = read_models.runner.verify([name] if name is not None else None)
+    except ProjectionFailed as exc:
+        raise _fail(f"verify stopped, the live tables unchanged: {exc}", 1) from None
     if mismatches:
         for m in mismatches:
             console.print(f"[red]MISMATCH[/red] {m['projection']}.{m['table']} at position {m['position']}")
         raise typer.Exit(1)
     for row in read_models.status():
-        typer.echo(f"{row['projection']}: OK at position {row['position']}")
+        if name is None or row["projection"] == name:
+            typer.echo(f"{row['projection']}: OK at position {row['position']}")
 
 
 @events_app.command("catalogue")

@@ -133,3 +133,28 @@ def test_an_evaluation_of_an_unknown_unit_names_the_field_given(tmp_path: Path) 
     assert planet.returncode == 2
     said = planet.stdout + planet.stderr
     assert "unit_type: unit_type must be one of" in said and "Traceback" not in said  # the field, then why
+
+
+def test_projections_verify_of_one_projection_checks_that_one_and_names_a_table_that_differs(
+        tmp_path: Path, bank_marketing_dir: Path) -> None:
+    import sqlite3
+
+    assert tuohu(tmp_path, "import", "bank-marketing", str(bank_marketing_dir / "bank.csv"),
+                 "--year", "2009").returncode == 0
+    clean = tuohu(tmp_path, "projections", "verify", "pipeline")
+    assert clean.returncode == 0, clean.stderr
+    assert [line.split(":")[0] for line in clean.stdout.splitlines()] == ["pipeline"]
+
+    with sqlite3.connect(tmp_path / "readmodels.sqlite") as conn:  # a live row changed behind the projection's back
+        [table] = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                   if re.fullmatch(r"rm_customers_g\d+", name)]
+        assert conn.execute(f"UPDATE {table} SET stage = 'registered' WHERE rowid = "  # noqa: S608 - a table name
+                            f"(SELECT min(rowid) FROM {table} WHERE stage = 'account_opened')").rowcount == 1
+    changed = tuohu(tmp_path, "projections", "verify", "pipeline")
+    assert changed.returncode == 1
+    assert "MISMATCH pipeline.customers" in changed.stdout + changed.stderr
+    other = tuohu(tmp_path, "projections", "verify", "team")  # another projection: not affected
+    assert other.returncode == 0, other.stdout
+    unknown = tuohu(tmp_path, "projections", "verify", "nope")
+    assert unknown.returncode == 2
+    assert "no projection 'nope'" in unknown.stdout + unknown.stderr
