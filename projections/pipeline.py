@@ -12,7 +12,14 @@ Tables (one generation each; see :mod:`projections.framework`):
   status and since when (``stage_entered_at``, business time), scheduled time
   (visits), category, level, response and warnings (risk cases);
 - ``funnel``: counts per registration month, channel, segment, kind and funnel
-  stage (measures §5 quantity indicators), so funnel reports read a few rows;
+  stage (measures §5 quantity indicators), so funnel reports read a few rows:
+  ``customers`` who reached the stage, and ``with_previous``, those of them who
+  had also reached the stage before it in :data:`FUNNEL_STAGES` (every customer
+  is registered). Stages are not always reached in that order (an imported
+  customer is called before being qualified), so a stage-to-stage conversion is
+  ``with_previous`` of the stage over ``customers`` of the stage before: the
+  share of those who reached one stage that also reached the next, never above
+  100 %;
 - ``record_counts``: per record type, status and risk level (``""`` for none),
   how many records and how many early warnings they raised, so pipeline
   summaries and the risk register count from a few rows.
@@ -150,6 +157,12 @@ def _record_count_columns() -> list[Column[Any]]:
     ]
 
 
+#: Funnel stage -> (the stage before it, the stage after it), None at either end.
+_NEIGHBOURS: dict[str, tuple[str | None, str | None]] = {
+    stage: (FUNNEL_STAGES[i - 1] if i else None, FUNNEL_STAGES[i + 1] if i + 1 < len(FUNNEL_STAGES) else None)
+    for i, stage in enumerate(FUNNEL_STAGES)}
+
+
 def _funnel_columns() -> list[Column[Any]]:
     return [
         Column("month", String(), primary_key=True),
@@ -158,6 +171,7 @@ def _funnel_columns() -> list[Column[Any]]:
         Column("kind", String(), primary_key=True),
         Column("stage", String(), primary_key=True),
         Column("customers", Integer, nullable=False),
+        Column("with_previous", Integer, nullable=False, default=0),
     ]
 
 
@@ -207,10 +221,18 @@ class PipelineProjection(Projection):
         return row
 
     def _flag(self, batch: Batch, row: dict[str, Any], flag: str) -> None:
+        """Mark ``row`` as having reached stage ``flag`` (once), counted in the funnel with the pairs of
+        consecutive stages it completes: this one after the one before it, and the one after it if
+        already reached."""
         if not row[flag]:
             row[flag] = True
-            batch.increment("funnel", (row["registered_month"], row["channel"], row["segment"], row["kind"], flag),
-                            "customers", 1)
+            group = (row["registered_month"], row["channel"], row["segment"], row["kind"])
+            batch.increment("funnel", (*group, flag), "customers", 1)
+            previous, following = _NEIGHBOURS[flag]
+            if previous is not None and (previous == "registered" or row[previous]):
+                batch.increment("funnel", (*group, flag), "with_previous", 1)
+            if following is not None and row[following]:
+                batch.increment("funnel", (*group, following), "with_previous", 1)
 
     def _touch(self, batch: Batch, row: dict[str, Any], event: Any, stage: str | None = None) -> None:
         if type(event).TOPIC.startswith("tuohu:Customer."):

@@ -36,17 +36,25 @@ def funnel(conn: Connection, t: Tables, scope: Scope = None) -> dict[str, int]:
     """
     if scope:
         [counts] = _scoped_funnel(conn, t, scope, None).values()
-        return counts
+        return {stage: counts[stage] for stage in FUNNEL_STAGES}
     rows = conn.execute(select(t.funnel.c.stage, func.sum(t.funnel.c.customers)).group_by(t.funnel.c.stage)).all()
     counts = {stage: int(total or 0) for stage, total in rows}
     return {stage: counts.get(stage, 0) for stage in FUNNEL_STAGES}
 
 
+_PAIRS = tuple(zip(FUNNEL_STAGES, FUNNEL_STAGES[1:]))
+_PREVIOUS = {stage: previous for previous, stage in _PAIRS}
+
+
 def _scoped_funnel(conn: Connection, t: Tables, scope: Scope, by: str | None, month_from: str | None = None,
                    month_to: str | None = None) -> dict[Any, dict[str, int]]:
-    """``{group: {stage: count}}`` counted from the scope's customer rows (one group, None, without ``by``)."""
+    """``{group: {stage: count}}`` counted from the scope's customer rows (one group, None, without ``by``),
+    with ``(previous stage, stage)`` keys for those who reached both (see :func:`funnel_by`)."""
     c = t.customers.c
     flags = [func.count()] + [func.sum(case((c[stage], 1), else_=0)) for stage in FUNNEL_STAGES[1:]]
+    # every customer is registered: the first pair is those screened
+    flags += [func.sum(case((c[stage] if previous == FUNNEL_STAGES[0] else and_(c[previous], c[stage]), 1), else_=0))
+              for previous, stage in _PAIRS]
     key = c.registered_month if by == "month" else (c[by] if by else None)
     query = select(*([key] if key is not None else []), *flags).where(*_scope_clauses(t, scope))
     if month_from:
@@ -59,7 +67,7 @@ def _scoped_funnel(conn: Connection, t: Tables, scope: Scope, by: str | None, mo
     for row in conn.execute(query):
         values = list(row)
         group = values.pop(0) if key is not None else None
-        groups[group] = {stage: int(value or 0) for stage, value in zip(FUNNEL_STAGES, values)}
+        groups[group] = {stage: int(value or 0) for stage, value in zip(FUNNEL_STAGES + _PAIRS, values)}
     return groups if (groups or key is not None) else {None: {stage: 0 for stage in FUNNEL_STAGES}}
 
 
@@ -67,6 +75,11 @@ def funnel_by(conn: Connection, t: Tables, by: str, month_from: str | None = Non
               month_to: str | None = None, scope: Scope = None) -> list[dict[str, Any]]:
     """The funnel per ``by`` (channel, segment, month or kind), with stage-to-stage
     conversion rates in percent (``None`` where the previous stage is 0).
+
+    The conversion from one stage to the next is the share of the customers who reached the
+    first that also reached the second: stages are not always reached in funnel order (an
+    imported customer is called before being qualified), so it is not the ratio of the two
+    counts and never exceeds 100 %. ``overall`` is account_opened over registered.
 
     Months are registration months ``YYYY-MM``; ``month_from`` / ``month_to`` are inclusive.
     """
@@ -77,20 +90,24 @@ def funnel_by(conn: Connection, t: Tables, by: str, month_from: str | None = Non
         groups = _scoped_funnel(conn, t, scope, by, month_from, month_to)
     else:
         f = t.funnel.c
-        query = select(f[by], f.stage, func.sum(f.customers)).group_by(f[by], f.stage)
+        query = select(f[by], f.stage, func.sum(f.customers), func.sum(f.with_previous)).group_by(f[by], f.stage)
         if month_from:
             query = query.where(f.month >= month_from)
         if month_to:
             query = query.where(f.month <= month_to)
-        for key, stage, total in conn.execute(query):
-            groups.setdefault(key, {})[stage] = int(total or 0)
+        for key, stage, total, with_previous in conn.execute(query):
+            group = groups.setdefault(key, {})
+            group[stage] = int(total or 0)
+            if stage in _PREVIOUS:
+                group[(_PREVIOUS[stage], stage)] = int(with_previous or 0)
     result = []
     for key in sorted(groups):
         counts = {stage: groups[key].get(stage, 0) for stage in FUNNEL_STAGES}
         rates: dict[str, float | None] = {}
-        for previous, stage in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:]):
+        for pair in _PAIRS:
+            previous, stage = pair
             rates[f"{previous}_to_{stage}"] = (
-                round(100 * counts[stage] / counts[previous], 2) if counts[previous] else None)
+                round(100 * groups[key].get(pair, 0) / counts[previous], 2) if counts[previous] else None)
         rates["overall"] = (round(100 * counts["account_opened"] / counts["registered"], 2)
                             if counts["registered"] else None)
         result.append({by: key, **counts, "conversion_pct": rates})

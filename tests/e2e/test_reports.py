@@ -242,3 +242,40 @@ def test_an_evaluation_outside_the_callers_unit_is_refused(history: dict) -> Non
     assert own.status_code == 200, own.text
     assert (other.status_code, other.json()["code"]) == (403, "outside_your_scope")
     assert (bank.status_code, bank.json()["code"]) == (403, "outside_your_scope")
+
+
+def test_a_conversion_is_the_share_of_one_stages_customers_that_reached_the_next(tmp_path: Path) -> None:
+    """Stages reached out of funnel order (visited before qualified, visited and never qualified):
+    screened -> qualified is 2 of 3, qualified -> visited 1 of 2 (not visited / qualified = 2 / 2),
+    visited -> proposed 0 of 2; the bank's rollup and a customer manager's own rows agree."""
+    settings = Settings(data_dir=tmp_path / "var")
+    app = bootstrap(settings)
+    m, rv = ("mgr-li", "customer_manager"), ("rev-wang", "reviewer")
+    ids = {}
+    for name in ("visited first", "never qualified", "not visited"):
+        ids[name] = app.register_customer(_ctx(*m), kind="retail", acquisition_channel="online", source_detail="d",
+                                          segment="mass", manager_id="mgr-li", branch=BRANCH,
+                                          display_name=name).aggregate_id
+        app.record_facts(_ctx(*m), ids[name], group="basic", facts={"age": 40, "job": "management"})
+        app.record_credit_standing(_ctx(*m), ids[name], source="credit_bureau", result="no_default")
+        app.screen_customer(_ctx(*m), ids[name])
+    for name in ("visited first", "never qualified"):
+        visit = app.plan_visit(_ctx(*m), customer_id=ids[name], purpose="intro", scheduled_at=T0, staff=["mgr-li"],
+                               method="phone", kind="acquisition").aggregate_id
+        app.conduct_visit(_ctx(*m), visit, outcome="interested")
+    for name in ("visited first", "not visited"):
+        app.review_customer(_ctx(*rv), ids[name], decision="qualified", reason="documents verified")
+    position = app.position()
+    app.close()
+    with TestClient(create_app(settings)) as client:
+        add_staff(client)
+        history = {"client": client, "position": position}
+        for actor in ("audit-he", "mgr-li"):
+            [row] = report(history, "/reports/funnel", actor=actor, by="channel")
+            assert (row["screened"], row["qualified"], row["visited"], row["proposed"]) == (3, 2, 2, 0)
+            rates = row["conversion_pct"]
+            assert rates["registered_to_screened"] == 100.0
+            assert rates["screened_to_qualified"] == round(100 * 2 / 3, 2)
+            assert rates["qualified_to_visited"] == 50.0
+            assert rates["visited_to_proposed"] == 0.0
+            assert rates["proposed_to_contracted"] is None
