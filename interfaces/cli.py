@@ -343,18 +343,42 @@ def _aware(value: datetime) -> datetime:
 def projections_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Per projection: head position, its position, lag in events and seconds, error if stopped."""
+    """Per projection: head position, its position, lag in events and seconds, error if stopped; under the
+    table, each generation left besides the active and the previous one (an unfinished rebuild's, say)."""
     _settings, _application, read_models = _services()
     rows = read_models.status()
     if as_json:
         typer.echo(json.dumps(rows))
         return
+    shown = [c for c in rows[0] if c not in ("previous_generation", "other_generations")]
     table = Table(title="Projections")
-    for column in rows[0]:
+    for column in shown:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    Console().print(table)
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in shown))
+    out = Console()
+    out.print(table)
+    for row in rows:
+        for other in row["other_generations"]:
+            out.print(_other_generation(row, other), markup=False, highlight=False, soft_wrap=True)
+
+
+def _other_generation(row: dict[str, Any], other: dict[str, Any]) -> str:
+    """One line on a generation that is neither the active nor the previous one (``ProjectionRunner.status``)."""
+    from datetime import timezone
+
+    written = ""
+    if other["last_written_at"]:
+        seconds = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(other["last_written_at"]))
+                             .total_seconds()))
+        written = (f", last written {seconds} s ago" if seconds < 120 else f", last written {seconds // 60} min ago"
+                   if seconds < 7200 else f", last written {seconds // 3600} h ago")
+    what = (f"{row['projection']}: {other['state']} generation {other['generation']} "
+            f"at position {other['position']:,} of {row['head']:,}{written}")
+    if other["state"] == "unfinished":
+        return (what + " (being filled by a running rebuild, verify or as-of report, or left by one that was "
+                       "killed; the next rebuild drops it)")
+    return what + " (left by a rebuild that ended before dropping it; the next rebuild drops it)"
 
 
 @projections_app.command("catch-up")

@@ -848,6 +848,27 @@ class ReadModelStore:
             return [int(g) for g in conn.execute(select(tracking.c.generation).where(tracking.c.projection == name)
                                                  .order_by(tracking.c.generation)).scalars()]
 
+    def tracked(self) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+        """Per projection, its active generation and the tracking row of every generation it has,
+        oldest first, read in one statement (so the active generation and the rows agree):
+        ``{projection: (active generation, [{"generation", "position", "last_event_at", "error_position",
+        "error", "updated_at"}, ...])}``; ``updated_at`` is when a batch last wrote the generation
+        (timezone-aware UTC, as ``last_event_at``)."""
+        found: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        columns = [c for c in tracking.c if c.name != "projection"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(projection_state.c.projection, projection_state.c.active_generation, *columns)
+                .join(tracking, tracking.c.projection == projection_state.c.projection)
+                .order_by(projection_state.c.projection, tracking.c.generation)).mappings()
+            for row in rows:
+                name = row["projection"]
+                if name not in self.projections:
+                    continue
+                found.setdefault(name, (int(row["active_generation"]), []))[1].append(
+                    {c.name: utc(row[c.name]) if isinstance(row[c.name], datetime) else row[c.name] for c in columns})
+        return found
+
     # ------------------------------------------------------------------ tracking
 
     def tracking_row(self, name: str, generation: int | None = None) -> dict[str, Any]:
@@ -1279,23 +1300,53 @@ class ProjectionRunner:
     # ------------------------------------------------------------------ status, rebuild, verify
 
     def status(self) -> list[dict[str, Any]]:
-        """Per projection: head position, its position, lag in events and seconds, error."""
+        """Per projection, a JSON-ready dict: ``projection``; ``generation``, the active one (queries
+        read it); ``head``, the log's newest position; ``position``, the active generation's; its lag
+        in events (``lag_events``) and seconds (``lag_seconds``, by recorded time); ``error_position``
+        and ``error`` if it stopped on an event (else None); ``previous_generation``, the generation
+        active before the last swap, kept until the next rebuild so that queries still reading it finish
+        (None before a first rebuild); and ``other_generations``, every other generation of the
+        projection, oldest first, as ``{"generation", "state", "position", "last_written_at"}``
+        (``last_written_at``: ISO 8601 UTC, when a batch last wrote it). ``state`` is:
+
+        - ``"unfinished"``: a generation newer than the active one, which no query reads: one that a
+          rebuild, ``verify`` or an as-of report is filling now (its ``last_written_at`` moves with
+          every batch) or that one left behind when it was killed (SIGKILL, a crash, a lost
+          connection). The database cannot tell the two apart; the next rebuild drops it.
+        - ``"superseded"``: older than the previous generation, left by a rebuild that ended between
+          its swap and dropping the other generations; the next rebuild drops it.
+
+        The store records only the active generation. Generations are numbered in the order they
+        are created and only a rebuild's new generation becomes active, so a generation newer than
+        the active one never was active; right after its swap a rebuild drops every generation but
+        the new one and the one active before, so the newest generation older than the active one
+        is taken for the previous one (after a rebuild that ended between its swap and those drops,
+        that may be an unfinished generation of an earlier rebuild, reported as the previous one)."""
         head = self.recorder.max_notification_id() or 0
         head_at = self._recorded_at(head)
+        tracked = self.store.tracked()
         rows = []
         for name in self.store.projections:
-            row = self.store.tracking_row(name)
-            last_at = utc(row["last_event_at"])
+            active, generations = tracked[name]
+            [row] = [r for r in generations if r["generation"] == active]
+            last_at = row["last_event_at"]
             lag_seconds = 0.0
             if row["position"] < head and head_at is not None:
                 lag_seconds = max(0.0, (head_at - (last_at or head_at)).total_seconds())
                 if last_at is None:
                     first = self._recorded_at(row["position"] + 1)
                     lag_seconds = (head_at - first).total_seconds() if first else 0.0
+            previous = max((r["generation"] for r in generations if r["generation"] < active), default=None)
+            others = [{"generation": r["generation"],
+                       "state": "unfinished" if r["generation"] > active else "superseded",
+                       "position": r["position"],
+                       "last_written_at": r["updated_at"].isoformat() if r["updated_at"] else None}
+                      for r in generations if r["generation"] not in (active, previous)]
             rows.append({
-                "projection": name, "generation": row["generation"], "head": head, "position": row["position"],
+                "projection": name, "generation": active, "head": head, "position": row["position"],
                 "lag_events": head - row["position"], "lag_seconds": round(lag_seconds, 3),
                 "error_position": row["error_position"], "error": row["error"],
+                "previous_generation": previous, "other_generations": others,
             })
         return rows
 

@@ -239,3 +239,76 @@ def test_a_rebuild_stopped_while_it_waits_for_its_helper_ends_the_helper(demo, m
     [helping] = helpers
     assert helping._process.returncode is not None
     assert _state(read_models) == before
+
+
+def test_status_names_unfinished_and_superseded_generations_but_not_the_previous_one(demo, monkeypatch) -> None:
+    from datetime import datetime
+
+    from projections.framework import utc
+
+    application, read_models = demo
+    store, runner = read_models.store, read_models.runner
+    head = application.recorder.max_notification_id()
+    assert [(r["previous_generation"], r["other_generations"]) for r in runner.status()] == [
+        (store.active_generation(name) - 1, []) for name in store.projections]
+
+    # what a rebuild killed by SIGKILL leaves: a generation filled part of the way
+    left = store.new_generation("pipeline")
+    runner.fill("pipeline", left, until=1_200)
+    # and what one that ended between its swap and its drops leaves: an older generation besides the previous one
+    kept = store.generations("actors")
+
+    def interrupted(name: str, generation: int) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "drop_generation", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            runner.rebuild("actors")
+
+    status = {row["projection"]: row for row in runner.status()}
+
+    [unfinished] = status["pipeline"]["other_generations"]
+    assert {k: unfinished[k] for k in ("generation", "state", "position")} == {
+        "generation": left, "state": "unfinished", "position": 1_200}
+    assert datetime.fromisoformat(unfinished["last_written_at"]) == utc(
+        store.tracking_row("pipeline", left)["updated_at"])
+    assert status["pipeline"]["previous_generation"] == store.active_generation("pipeline") - 1
+    assert status["actors"]["generation"] == kept[-1] + 1
+    assert status["actors"]["previous_generation"] == kept[-1]
+    assert [(o["generation"], o["state"], o["position"]) for o in status["actors"]["other_generations"]] == [
+        (kept[0], "superseded", head)]
+    assert status["evaluation"]["other_generations"] == []
+
+    runner.rebuild()  # drops them, as ever
+
+    assert all(row["other_generations"] == [] for row in runner.status())
+    assert {name: len(store.generations(name)) for name in store.projections} == dict.fromkeys(store.projections, 2)
+    assert {name: len(found) for name, found in _generations_with_tables(read_models).items()} == dict.fromkeys(
+        store.projections, 2)
+
+
+def test_status_during_a_verify_shows_its_scratch_generation_as_unfinished(demo, monkeypatch) -> None:
+    """A verify (or as-of report) fills a scratch generation that another process's status sees:
+    as unfinished, written moments ago; the live and the previous generation are reported as ever."""
+    _application, read_models = demo
+    store, runner = read_models.store, read_models.runner
+    seen: list[dict[str, Any]] = []
+    fill = runner.fill
+
+    def fill_and_look(name: str, generation: int, *args: Any, **kwargs: Any) -> int:
+        position = fill(name, generation, *args, **kwargs)
+        if name == "team":
+            seen.extend(row for row in runner.status() if row["projection"] == "team")
+        return position
+
+    monkeypatch.setattr(runner, "fill", fill_and_look)
+
+    assert runner.verify() == []
+
+    [team] = seen
+    [scratch] = team["other_generations"]
+    assert (scratch["generation"], scratch["state"]) == (store.active_generation("team") + 1, "unfinished")
+    assert scratch["position"] == team["position"]
+    assert team["previous_generation"] == store.active_generation("team") - 1
+    assert all(row["other_generations"] == [] for row in runner.status())  # verify dropped it
