@@ -343,18 +343,42 @@ def _aware(value: datetime) -> datetime:
 def projections_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Per projection: head position, its position, lag in events and seconds, error if stopped."""
+    """Per projection: head position, its position, lag in events and seconds, error if stopped; under the
+    table, each generation left besides the active and the previous one (an unfinished rebuild's, say)."""
     _settings, _application, read_models = _services()
     rows = read_models.status()
     if as_json:
         typer.echo(json.dumps(rows))
         return
+    shown = [c for c in rows[0] if c not in ("previous_generation", "other_generations")]
     table = Table(title="Projections")
-    for column in rows[0]:
+    for column in shown:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    Console().print(table)
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in shown))
+    out = Console()
+    out.print(table)
+    for row in rows:
+        for other in row["other_generations"]:
+            out.print(_other_generation(row, other), markup=False, highlight=False, soft_wrap=True)
+
+
+def _other_generation(row: dict[str, Any], other: dict[str, Any]) -> str:
+    """One line on a generation that is neither the active nor the previous one (``ProjectionRunner.status``)."""
+    from datetime import timezone
+
+    written = ""
+    if other["last_written_at"]:
+        seconds = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(other["last_written_at"]))
+                             .total_seconds()))
+        written = (f", last written {seconds} s ago" if seconds < 120 else f", last written {seconds // 60} min ago"
+                   if seconds < 7200 else f", last written {seconds // 3600} h ago")
+    what = (f"{row['projection']}: {other['state']} generation {other['generation']} "
+            f"at position {other['position']:,} of {row['head']:,}{written}")
+    if other["state"] == "unfinished":
+        return (what + " (being filled by a running rebuild, verify or as-of report, or left by one that was "
+                       "killed; the next rebuild drops it)")
+    return what + " (left by a rebuild that ended before dropping it; the next rebuild drops it)"
 
 
 @projections_app.command("catch-up")
@@ -387,24 +411,81 @@ def projections_run(
     read_models.runner.follow(stop, poll_interval=poll)
 
 
+class _StopOnSignal:
+    """While entered, SIGINT (Ctrl-C) and SIGTERM set :attr:`event` instead of ending the process, so a
+    long command stops at its next safe point and cleans up; :attr:`received` is the first signal."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.event = threading.Event()
+        self.received: int | None = None
+        self._before: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._before[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum: int, _frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+        self.event.set()
+
+    def __exit__(self, *_exc: object) -> None:
+        import signal
+
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+
+def _one_line(message: str, code: int) -> typer.Exit:
+    """Print ``message`` in red on one line (not wrapped at the width of the terminal) and exit ``code``."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: Annotated[Optional[str], typer.Argument(help="One projection; all when omitted")] = None,
 ) -> None:
-    """Blue-green rebuild: fill new tables while queries read the old ones, swap when caught up."""
-    _settings, _application, read_models = _services()
-    if name is not None and name not in read_models.store.projections:
-        console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
-        raise typer.Exit(2)
-    from projections import ProjectionFailed
-    from projections.helper import HelperFailed
+    """Blue-green rebuild: fill new tables while queries read the old ones, swap when caught up.
 
-    try:
-        generations = read_models.runner.rebuild(name)
-    except (HelperFailed, ProjectionFailed) as exc:
-        raise _fail(f"rebuild stopped, the live tables unchanged: {exc}", 1) from None
-    for projection, generation in generations.items():
-        typer.echo(f"{projection}: now generation {generation} at position {read_models.store.position(projection)}")
+    Ctrl-C (SIGINT) or SIGTERM before the swap stops it at its next batch: the helper process is
+    ended, the unfinished tables are dropped, the live ones stay as they were; one line says so
+    (exit 130 for SIGINT, 143 for SIGTERM). A failure drops the unfinished tables too (exit 1)."""
+    with _StopOnSignal() as stopping:
+        _settings, _application, read_models = _services()
+        if name is not None and name not in read_models.store.projections:
+            console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
+            raise typer.Exit(2)
+        from projections import ProjectionFailed, RebuildInterrupted
+        from projections.helper import HelperFailed
+
+        try:
+            generations = read_models.runner.rebuild(name, stop=stopping.event)
+        except RebuildInterrupted as exc:
+            raise _one_line(f"{stopping.name}: {exc}", 128 + (stopping.received or 0)) from None
+        except (HelperFailed, ProjectionFailed) as exc:
+            notes = "; ".join(getattr(exc, "__notes__", []))
+            said = f"rebuild stopped, the live tables unchanged: {exc}" + (f"; {notes}" if notes else "")
+            if stopping.received is not None:  # e.g. a service manager's SIGTERM that ended the helper first
+                raise _one_line(f"{stopping.name}: {said}", 128 + stopping.received) from None
+            raise _one_line(said, 1) from None
+        for projection, generation in generations.items():
+            position = read_models.store.position(projection)
+            typer.echo(f"{projection}: now generation {generation} at position {position}")
+        if stopping.received is not None:
+            console.print(f"{stopping.name} came after the swap: the rebuild is complete", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 @projections_app.command("verify")

@@ -657,6 +657,43 @@ class ProjectionFailed(RuntimeError):
         self.projection, self.position, self.error = projection, position, error
 
 
+class RebuildInterrupted(Exception):
+    """A rebuild stopped when asked to (its ``stop`` event set), before its swap: the live generations are
+    unchanged, and its unfinished ones were dropped.
+
+    ``names``: the projections the rebuild was for; ``reached``: ``{projection: (generation, position)}``
+    of the generations dropped, each with the position its last committed batch had reached (empty
+    when the rebuild stopped before it created any); ``head``: the newest position of the log when it
+    stopped; ``left``: ``{projection: why}`` of the generations that could not be dropped (``tuohu
+    projections status`` shows them as unfinished; the next rebuild drops them)."""
+
+    def __init__(self, names: Sequence[str], reached: dict[str, tuple[int, int]], head: int,
+                 left: dict[str, str] | None = None) -> None:
+        self.names, self.reached, self.head, self.left = list(names), reached, head, dict(left or {})
+        if reached:
+            said = f"stopped before the swap; its unfinished generations ({describe_fill(reached, head)}) were dropped"
+        elif self.left:
+            said = "stopped before the swap"
+        else:
+            said = "stopped before it created any table"
+        if self.left:
+            said += "; not dropped (the next rebuild drops them): " + "; ".join(
+                f"{name} {why}" for name, why in self.left.items())
+        super().__init__(f"rebuild of {', '.join(self.names)} {said}; the live tables are unchanged and still served")
+
+
+def describe_fill(reached: dict[str, tuple[int, int]], head: int) -> str:
+    """How far generations had been filled, for ``{projection: (generation, position)}`` and the log's
+    ``head``: ``generation 3 of pipeline, actors at position 20,000 of 59,680``, or
+    ``pipeline generation 3 at position 40,000, team generation 2 at position 12,000, of 59,680``."""
+    generations = {generation for generation, _ in reached.values()}
+    positions = {position for _, position in reached.values()}
+    if len(generations) == 1 and len(positions) == 1:
+        return f"generation {generations.pop()} of {', '.join(reached)} at position {positions.pop():,} of {head:,}"
+    return ", ".join(f"{name} generation {generation} at position {position:,}"
+                     for name, (generation, position) in reached.items()) + f", of {head:,}"
+
+
 class ReadModelStore:
     """The read-model database: generations of each projection's tables and their tracking."""
 
@@ -779,6 +816,17 @@ class ReadModelStore:
             conn.execute(update(projection_state).where(projection_state.c.projection == name)
                          .values(active_generation=generation))
 
+    def swap(self, generations: dict[str, int]) -> dict[str, int]:
+        """Make each generation of ``{projection: generation}`` the one queries read, all in one
+        transaction. Returns ``{projection: the generation active before}``."""
+        olds = {}
+        with self.engine.begin() as conn:
+            for name, generation in generations.items():
+                mine = projection_state.c.projection == name
+                olds[name] = int(conn.execute(select(projection_state.c.active_generation).where(mine)).scalar_one())
+                conn.execute(update(projection_state).where(mine).values(active_generation=generation))
+        return olds
+
     def drop_generation(self, name: str, generation: int) -> None:
         """Drop the tables and tracking of a generation that is not active."""
         if generation == self.active_generation(name):
@@ -795,9 +843,31 @@ class ReadModelStore:
             self._tables.pop((name, generation), None)
 
     def generations(self, name: str) -> list[int]:
+        """Every generation of ``name`` that has tables (and tracking), oldest first."""
         with self.engine.connect() as conn:
             return [int(g) for g in conn.execute(select(tracking.c.generation).where(tracking.c.projection == name)
                                                  .order_by(tracking.c.generation)).scalars()]
+
+    def tracked(self) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+        """Per projection, its active generation and the tracking row of every generation it has,
+        oldest first, read in one statement (so the active generation and the rows agree):
+        ``{projection: (active generation, [{"generation", "position", "last_event_at", "error_position",
+        "error", "updated_at"}, ...])}``; ``updated_at`` is when a batch last wrote the generation
+        (timezone-aware UTC, as ``last_event_at``)."""
+        found: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        columns = [c for c in tracking.c if c.name != "projection"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(projection_state.c.projection, projection_state.c.active_generation, *columns)
+                .join(tracking, tracking.c.projection == projection_state.c.projection)
+                .order_by(projection_state.c.projection, tracking.c.generation)).mappings()
+            for row in rows:
+                name = row["projection"]
+                if name not in self.projections:
+                    continue
+                found.setdefault(name, (int(row["active_generation"]), []))[1].append(
+                    {c.name: utc(row[c.name]) if isinstance(row[c.name], datetime) else row[c.name] for c in columns})
+        return found
 
     # ------------------------------------------------------------------ tracking
 
@@ -957,7 +1027,8 @@ class ProjectionRunner:
                   between: Callable[[], None] | None = None) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
         log, decoding each event once. Returns ``{projection: position}``. ``between`` is
-        called before each batch (it may raise to stop the fill, whose committed batches stay).
+        called before each batch and before the indexes are built (it may raise to stop the
+        fill, whose committed batches stay).
 
         A generation that starts empty is filled from memory: its rows stay in memory
         between batches (:class:`FillMemory`), so no batch reads them back.
@@ -987,6 +1058,8 @@ class ProjectionRunner:
             with _collector_paused():
                 if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics):
                     break
+        if between is not None:
+            between()  # once more before the indexes are built, which may take a while
         for name, generation in targets.items():
             self.store.create_indexes(name, generation)
         return positions
@@ -1227,23 +1300,53 @@ class ProjectionRunner:
     # ------------------------------------------------------------------ status, rebuild, verify
 
     def status(self) -> list[dict[str, Any]]:
-        """Per projection: head position, its position, lag in events and seconds, error."""
+        """Per projection, a JSON-ready dict: ``projection``; ``generation``, the active one (queries
+        read it); ``head``, the log's newest position; ``position``, the active generation's; its lag
+        in events (``lag_events``) and seconds (``lag_seconds``, by recorded time); ``error_position``
+        and ``error`` if it stopped on an event (else None); ``previous_generation``, the generation
+        active before the last swap, kept until the next rebuild so that queries still reading it finish
+        (None before a first rebuild); and ``other_generations``, every other generation of the
+        projection, oldest first, as ``{"generation", "state", "position", "last_written_at"}``
+        (``last_written_at``: ISO 8601 UTC, when a batch last wrote it). ``state`` is:
+
+        - ``"unfinished"``: a generation newer than the active one, which no query reads: one that a
+          rebuild, ``verify`` or an as-of report is filling now (its ``last_written_at`` moves with
+          every batch) or that one left behind when it was killed (SIGKILL, a crash, a lost
+          connection). The database cannot tell the two apart; the next rebuild drops it.
+        - ``"superseded"``: older than the previous generation, left by a rebuild that ended between
+          its swap and dropping the other generations; the next rebuild drops it.
+
+        The store records only the active generation. Generations are numbered in the order they
+        are created and only a rebuild's new generation becomes active, so a generation newer than
+        the active one never was active; right after its swap a rebuild drops every generation but
+        the new one and the one active before, so the newest generation older than the active one
+        is taken for the previous one (after a rebuild that ended between its swap and those drops,
+        that may be an unfinished generation of an earlier rebuild, reported as the previous one)."""
         head = self.recorder.max_notification_id() or 0
         head_at = self._recorded_at(head)
+        tracked = self.store.tracked()
         rows = []
         for name in self.store.projections:
-            row = self.store.tracking_row(name)
-            last_at = utc(row["last_event_at"])
+            active, generations = tracked[name]
+            [row] = [r for r in generations if r["generation"] == active]
+            last_at = row["last_event_at"]
             lag_seconds = 0.0
             if row["position"] < head and head_at is not None:
                 lag_seconds = max(0.0, (head_at - (last_at or head_at)).total_seconds())
                 if last_at is None:
                     first = self._recorded_at(row["position"] + 1)
                     lag_seconds = (head_at - first).total_seconds() if first else 0.0
+            previous = max((r["generation"] for r in generations if r["generation"] < active), default=None)
+            others = [{"generation": r["generation"],
+                       "state": "unfinished" if r["generation"] > active else "superseded",
+                       "position": r["position"],
+                       "last_written_at": r["updated_at"].isoformat() if r["updated_at"] else None}
+                      for r in generations if r["generation"] not in (active, previous)]
             rows.append({
-                "projection": name, "generation": row["generation"], "head": head, "position": row["position"],
+                "projection": name, "generation": active, "head": head, "position": row["position"],
                 "lag_events": head - row["position"], "lag_seconds": round(lag_seconds, 3),
                 "error_position": row["error_position"], "error": row["error"],
+                "previous_generation": previous, "other_generations": others,
             })
         return rows
 
@@ -1253,45 +1356,106 @@ class ProjectionRunner:
         found = self.recorder.select_notifications(start=position, limit=1)
         return utc(self.mapper.to_domain_event(found[0]).timestamp) if found else None
 
-    def rebuild(self, names: str | Sequence[str] | None = None) -> dict[str, int]:
-        """Blue-green rebuild: fill new generations of ``names`` (all by default) in one
-        pass while queries read the old ones, then swap each when caught up.
-        Returns ``{projection: new generation}``."""
+    def rebuild(self, names: str | Sequence[str] | None = None, stop: threading.Event | None = None) -> dict[str, int]:
+        """Blue-green rebuild: fill new generations of ``names`` (all by default) in one pass
+        while queries read the old ones, then swap them all in one transaction when caught up.
+        Returns ``{projection: new generation}``. The generations active before stay until the
+        next rebuild (queries reading them finish); older ones, and unfinished ones left by an
+        earlier rebuild, are dropped.
+
+        ``stop``: when it is set (by a signal handler, say), the rebuild stops before its next
+        batch, or while it waits for its helper, and raises :class:`RebuildInterrupted`; set after
+        the swap, it changes nothing (the rebuild is complete).
+
+        Whatever ends the rebuild before the swap - ``stop``, :class:`ProjectionFailed`,
+        :class:`projections.helper.HelperFailed`, ``KeyboardInterrupt``, a lost connection - the
+        helper process is ended and the new generations are dropped; the live ones are unchanged.
+        The exception raised then carries a note (``__notes__``) naming the generations dropped
+        and how far they had been filled, and any that could not be dropped (``tuohu projections
+        status`` shows those; the next rebuild drops them)."""
         names = [names] if isinstance(names, str) else list(names or self.store.projections)
-        targets = {name: self.store.new_generation(name) for name in names}
-        self._fill_first(targets)
-        olds = {}
-        with self._lock:  # no live batch runs while the last events are copied and the swap happens
-            self.fill_many(targets)
-            for name, generation in targets.items():
-                olds[name] = self.store.active_generation(name)
-                self.store.activate(name, generation)
-        # The previous generation stays until the next rebuild, so queries already
-        # reading it finish undisturbed; anything older goes now.
+        targets: dict[str, int] = {}
+
+        def stopping() -> None:
+            if stop is not None and stop.is_set():
+                raise _StopAsked()
+
+        try:
+            stopping()
+            for name in names:
+                targets[name] = self.store.new_generation(name)
+            self._fill_first(targets, stopping)
+            with self._lock:  # no live batch runs while the last events are copied and the swap happens
+                self.fill_many(targets, between=stopping)
+                stopping()
+                olds = self.store.swap(targets)
+        except BaseException as exc:
+            reached, left = self._discard(targets)
+            try:
+                head = self.recorder.max_notification_id() or 0
+            except Exception:  # noqa: BLE001 - the event store is out of reach: the furthest position reached
+                head = max((position for _, position in reached.values()), default=0)
+            if isinstance(exc, _StopAsked):
+                raise RebuildInterrupted(names, reached, head, left) from None
+            if reached:
+                exc.add_note(f"the rebuild's unfinished generations ({describe_fill(reached, head)}) were dropped")
+            if left:
+                exc.add_note("not dropped (the next rebuild drops them): "
+                             + "; ".join(f"{name} {why}" for name, why in left.items()))
+            raise
         for name, generation in targets.items():
             for stale in self.store.generations(name):
                 if stale not in (generation, olds[name]):
                     self.store.drop_generation(name, stale)
         return targets
 
-    def _fill_first(self, targets: dict[str, int]) -> None:
+    def _discard(self, targets: dict[str, int]) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+        """Drop the generations of ``targets`` (``{projection: generation}``) that are not active: a rebuild's
+        that did not swap. Returns ``{projection: (generation, position reached)}`` of those dropped and
+        ``{projection: why}`` of those that could not be (logged; the next rebuild drops them)."""
+        reached: dict[str, tuple[int, int]] = {}
+        left: dict[str, str] = {}
+        for name, generation in targets.items():
+            try:
+                if generation == self.store.active_generation(name):
+                    continue
+                try:
+                    position = self.store.position(name, generation)
+                except Exception:  # noqa: BLE001 - its tracking is gone (dropped meanwhile): its tables may not be
+                    position = 0
+                self.store.drop_generation(name, generation)
+                reached[name] = (generation, position)
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one to report; this one is named
+                log.exception("rebuild: could not drop unfinished generation %s of %s", generation, name)
+                left[name] = f"generation {generation}: {type(exc).__name__}: {exc}"
+        return reached, left
+
+    def _fill_first(self, targets: dict[str, int], between: Callable[[], None] | None = None) -> None:
         """The first pass of :meth:`rebuild`: :meth:`fill_many` of ``targets``, the projections
         marked ``fill_apart`` in a helper process at the same time (:mod:`projections.helper`)
-        when there is a recipe for one, the others too, and the log is long enough to pay."""
+        when there is a recipe for one, the others too, and the log is long enough to pay.
+        ``between`` is called before each batch and while waiting for the helper (it may raise to
+        stop; the helper is ended then)."""
         apart = {name: g for name, g in targets.items() if self.store.projections[name].fill_apart}
         if (self.helper is None or not apart or len(apart) == len(targets)
                 or (self.recorder.max_notification_id() or 0) < self.helper_threshold):
-            self.fill_many(targets)
+            self.fill_many(targets, between=between)
             return
         from projections import helper
 
         helping = helper.start(self.helper, apart)
+
+        def check() -> None:
+            if between is not None:
+                between()  # first: a helper ended by the same signal as this process is no failure of its own
+            helping.check()
+
         try:
-            self.fill_many({name: g for name, g in targets.items() if name not in apart}, between=helping.check)
+            self.fill_many({name: g for name, g in targets.items() if name not in apart}, between=check)
+            helping.result(between)
         except BaseException:
             helping.kill()
             raise
-        helping.result()
 
     def verify(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Rebuild each projection into scratch tables up to the live position and compare
@@ -1434,6 +1598,10 @@ class _EventFailed(Exception):
 
 class _Moved(Exception):
     """Another runner moved the position first; this batch was rolled back."""
+
+
+class _StopAsked(Exception):
+    """A rebuild's ``stop`` event is set (:meth:`ProjectionRunner.rebuild` raises :class:`RebuildInterrupted`)."""
 
 
 def table_exists(engine: Engine, name: str) -> bool:

@@ -12,7 +12,9 @@ failure, back through a pipe. The generations are new ones that no query reads
 and that only the helper writes; the first process makes them active, with the
 others, once it has caught them all up (the swap stays one step of the first
 process). The helper dies with the process that started it (Linux), and that
-process ends the helper if its own part fails.
+process ends the helper if its own part fails or the rebuild is stopped. It runs
+in a process group of its own, so Ctrl-C in a terminal reaches only the first
+process, which ends it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -66,7 +69,7 @@ class Helper:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "projections.helper", str(write), str(os.getpid())],
-                stdin=subprocess.PIPE, pass_fds=(write,), env=env)
+                stdin=subprocess.PIPE, pass_fds=(write,), env=env, process_group=0)
         finally:
             os.close(write)
         self._results = os.fdopen(read, "rb")
@@ -74,16 +77,23 @@ class Helper:
         with self._process.stdin as given:
             given.write(pickle.dumps((recipe, targets)))
 
-    def result(self) -> dict[str, int]:
+    def result(self, between: Callable[[], None] | None = None, interval: float = 0.1) -> dict[str, int]:
         """The helper's positions (``{projection: position}``), when it is done; raises the
-        :class:`~projections.framework.ProjectionFailed` it stopped on, or :class:`HelperFailed`."""
+        :class:`~projections.framework.ProjectionFailed` it stopped on, or :class:`HelperFailed`.
+
+        ``between`` is called about every ``interval`` seconds while the helper works; it may raise
+        to stop waiting (the caller then ends the helper with :meth:`kill`)."""
         from projections.framework import ProjectionFailed
 
+        while between is not None:
+            between()
+            if select.select([self._results], [], [], interval)[0]:
+                break  # the helper wrote its outcome, or ended
         with self._results as results:
             data = results.read()
         code = self._process.wait()
         if not data:
-            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with exit code {code}")
+            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with {_exit_status(code)}")
         kind, value = pickle.loads(data)  # noqa: S301 - written by our own child process
         if kind == "failed":
             raise ProjectionFailed(*value)
@@ -96,13 +106,24 @@ class Helper:
         crashed before it could report), so the rebuild stops rather than fill on for nothing."""
         code = self._process.poll()
         if code is not None and code != 0:
-            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with exit code {code}")
+            raise HelperFailed(f"the helper filling {', '.join(self.targets)} ended with {_exit_status(code)}")
 
     def kill(self) -> None:
-        """End the helper now (its current batch rolls back)."""
+        """End the helper now and wait until it has ended (SIGKILL: its current batch rolls back,
+        its committed batches stay)."""
         self._process.kill()
         self._process.wait()
         self._results.close()
+
+
+def _exit_status(code: int) -> str:
+    """``exit code 3``, or ``signal SIGTERM`` for a process a signal ended (``Popen.returncode`` < 0)."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
 
 
 def start(recipe: Recipe, targets: dict[str, int]) -> Helper:
