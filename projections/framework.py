@@ -27,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from operator import itemgetter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -87,6 +87,16 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _snapshot(conn: Connection) -> None:
+    """Make ``conn``'s reads, until its next commit or rollback, see one state of the database:
+    an explicit ``BEGIN`` on SQLite (whose driver starts no transaction for reads), REPEATABLE READ
+    on PostgreSQL. Call it before the connection's first statement."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def _now() -> datetime:
@@ -881,9 +891,10 @@ class ReadModelStore:
     def position(self, name: str, generation: int | None = None) -> int:
         return int(self.tracking_row(name, generation)["position"])
 
-    def standings(self, names: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """``{projection: (active generation, its position)}`` of ``names``, in one query."""
-        with self.engine.connect() as conn:
+    def standings(self, names: Sequence[str], conn: Connection | None = None) -> dict[str, tuple[int, int]]:
+        """``{projection: (active generation, its position)}`` of ``names``, in one query (on ``conn``
+        when given)."""
+        with (nullcontext(conn) if conn is not None else self.engine.connect()) as conn:
             rows = conn.execute(
                 select(projection_state.c.projection, projection_state.c.active_generation, tracking.c.position)
                 .join(tracking, and_(tracking.c.projection == projection_state.c.projection,
@@ -1361,7 +1372,8 @@ class ProjectionRunner:
         while queries read the old ones, then swap them all in one transaction when caught up.
         Returns ``{projection: new generation}``. The generations active before stay until the
         next rebuild (queries reading them finish); older ones, and unfinished ones left by an
-        earlier rebuild, are dropped.
+        earlier rebuild, are dropped, but not those another process may be using (see
+        :meth:`_drop_stale`).
 
         ``stop``: when it is set (by a signal handler, say), the rebuild stops before its next
         batch, or while it waits for its helper, and raises :class:`RebuildInterrupted`; set after
@@ -1375,6 +1387,7 @@ class ProjectionRunner:
         status`` shows those; the next rebuild drops them)."""
         names = [names] if isinstance(names, str) else list(names or self.store.projections)
         targets: dict[str, int] = {}
+        started = _now()
 
         def stopping() -> None:
             if stop is not None and stop.is_set():
@@ -1403,11 +1416,28 @@ class ProjectionRunner:
                 exc.add_note("not dropped (the next rebuild drops them): "
                              + "; ".join(f"{name} {why}" for name, why in left.items()))
             raise
-        for name, generation in targets.items():
-            for stale in self.store.generations(name):
-                if stale not in (generation, olds[name]):
-                    self.store.drop_generation(name, stale)
+        self._drop_stale(targets, olds, started)
         return targets
+
+    def _drop_stale(self, targets: dict[str, int], olds: dict[str, int], started: datetime) -> None:
+        """After a rebuild's swap: drop the generations of ``targets``' projections other than the new one
+        and the one active before (``olds``), except those another process may be using - one newer
+        than the new generation (created after this rebuild began: a ``verify``'s or an as-of report's
+        scratch tables, or another rebuild's) or one written since ``started`` (being filled now). The
+        next rebuild drops them once they are left alone. A generation that cannot be dropped is
+        logged and left: the rebuild is complete once it has swapped."""
+        tracked = self.store.tracked()
+        for name, generation in targets.items():
+            for row in tracked[name][1]:
+                stale = row["generation"]
+                if stale in (generation, olds[name]) or stale > generation:
+                    continue
+                if row["updated_at"] is not None and row["updated_at"] >= started:
+                    continue
+                try:
+                    self.store.drop_generation(name, stale)
+                except Exception:  # noqa: BLE001 - dropped meanwhile by its owner, or in use: the next rebuild
+                    log.warning("rebuild: generation %s of %s left for the next rebuild", stale, name, exc_info=True)
 
     def _discard(self, targets: dict[str, int]) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
         """Drop the generations of ``targets`` (``{projection: generation}``) that are not active: a rebuild's
@@ -1464,15 +1494,21 @@ class ProjectionRunner:
         for name in names or list(self.store.projections):
             with self._lock:
                 with self.store.engine.connect() as conn:
-                    live_generation = self.store.active_generation(name)
-                    position = self.store.position(name, live_generation)
+                    # One snapshot: a runner in another process (a server's) may apply events meanwhile.
+                    _snapshot(conn)
+                    live_generation, position = self.store.standings([name], conn=conn)[name]
                     live = self.store.checksum(name, live_generation, conn=conn)
+                    conn.rollback()
             scratch = self.store.new_generation(name)
             try:
                 self.fill(name, scratch, until=position)
                 rebuilt = self.store.checksum(name, scratch)
+            except _Moved:
+                raise ProjectionFailed(name, position, "the scratch tables of this check were dropped or filled "
+                                                       "by another process meanwhile; run verify again") from None
             finally:
-                self.store.drop_generation(name, scratch)
+                with suppress(Exception):  # already gone if another process dropped it
+                    self.store.drop_generation(name, scratch)
             for table, digest in live.items():
                 if rebuilt.get(table) != digest:
                     mismatches.append({"projection": name, "table": table, "position": position,

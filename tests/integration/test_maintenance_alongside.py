@@ -1,0 +1,85 @@
+"""Verify and rebuild while other processes work on the same read models: a server's runner
+applying new events, a verify or an as-of report filling scratch tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import update
+
+from application import Settings
+from domain.base import Context
+from interfaces.importers.bank_marketing import import_bank_marketing
+from projections.framework import tracking
+
+
+def _register(application, n: int) -> None:  # type: ignore[no-untyped-def]
+    for i in range(n):
+        application.register_customer(Context("mgr-wu", "customer_manager"), kind="retail",
+                                      acquisition_channel="online", source_detail=f"web-{i}", segment="mass",
+                                      manager_id="mgr-wu", branch="B1")
+
+
+def test_verify_checks_one_state_while_another_runner_applies_new_events(services, settings: Settings,
+                                                                         bank_marketing_dir: Path) -> None:
+    application, read_models = services
+    import_bank_marketing(application, bank_marketing_dir / "bank.csv", year=2009)
+    read_models.catch_up()
+    _register(application, 5)  # recorded, not applied yet
+    from projections import build_read_models
+
+    other = build_read_models(application, settings)  # a server's runner, say
+    store = read_models.store
+    checksum = store.checksum
+    moved: list[int] = []
+
+    def other_runner_applies_then_checksum(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not moved:  # the first checksum is the live tables': they move on just before it
+            other.catch_up()
+            moved.append(other.store.position("pipeline"))
+        return checksum(*args, **kwargs)
+
+    store.checksum = other_runner_applies_then_checksum  # type: ignore[method-assign]
+    try:
+        mismatches = read_models.runner.verify(["pipeline"])
+    finally:
+        del store.checksum
+        other.close()
+
+    assert moved and moved[0] == application.position()  # the live tables did move on during the check
+    assert mismatches == []
+
+
+def test_a_rebuild_drops_only_the_generations_nobody_is_using(services, bank_marketing_dir: Path) -> None:
+    application, read_models = services
+    import_bank_marketing(application, bank_marketing_dir / "bank.csv", year=2009)
+    read_models.catch_up()
+    store, runner = read_models.store, read_models.runner
+    left_behind = store.new_generation("pipeline")  # by a killed rebuild: nobody writes it any more
+    in_use = store.new_generation("pipeline")  # a verify filling it while the rebuild runs
+    created_meanwhile: list[int] = []
+    fill_first = runner._fill_first
+
+    def others_work_meanwhile(targets, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with store.engine.begin() as conn:  # the verify commits a batch
+            conn.execute(update(tracking).where(tracking.c.projection == "pipeline", tracking.c.generation == in_use)
+                         .values(position=100, updated_at=_later()))
+        created_meanwhile.append(store.new_generation("pipeline"))  # an as-of report's scratch tables
+        return fill_first(targets, *args, **kwargs)
+
+    runner._fill_first = others_work_meanwhile  # type: ignore[method-assign]
+    try:
+        old = store.active_generation("pipeline")
+        new = runner.rebuild("pipeline")["pipeline"]
+    finally:
+        del runner._fill_first
+
+    assert sorted(store.generations("pipeline")) == sorted([old, in_use, new, *created_meanwhile])
+    assert left_behind not in store.generations("pipeline")
+    assert store.active_generation("pipeline") == new
+
+
+def _later():  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
