@@ -191,8 +191,10 @@ def _report(build: object) -> object:
 @report_app.command("funnel")
 def report_funnel(
     by: Annotated[Optional[str], typer.Option(help="channel, segment, month or kind")] = None,
-    from_month: Annotated[Optional[str], typer.Option(help="first registration month YYYY-MM")] = None,
-    to_month: Annotated[Optional[str], typer.Option(help="last registration month YYYY-MM")] = None,
+    from_month: Annotated[Optional[str], typer.Option(
+        "--from-month", "--month-from", help="first registration month YYYY-MM (the route's month_from)")] = None,
+    to_month: Annotated[Optional[str], typer.Option(
+        "--to-month", "--month-to", help="last registration month YYYY-MM (the route's month_to)")] = None,
     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
     """Customers that reached each acquisition stage (registered → account_opened), with conversion rates by group."""

@@ -16,6 +16,7 @@ import binascii
 import csv
 import io
 import json
+import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -169,12 +170,24 @@ def risk_register(rm: ReadModels, scope: Scope = None, limit: int = DEFAULT_LIMI
     return {**counts, **_page(rows, limit, queries.RISK_KEY, total, items="cases")}
 
 
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
 def funnel(rm: ReadModels, by: str | None = None, month_from: str | None = None,
            month_to: str | None = None, scope: Scope = None) -> Any:
-    """The funnel: totals, or per channel / segment / month / kind with conversion rates."""
+    """The funnel: totals, or per channel / segment / month / kind with conversion rates; of the
+    customers registered from ``month_from`` to ``month_to`` (``YYYY-MM``, inclusive) when given.
+
+    Raises :class:`ReportError` naming ``month_from`` or ``month_to`` for a malformed month or a
+    range that ends before it starts, and ``by`` for an unknown grouping."""
+    for field, month in (("month_from", month_from), ("month_to", month_to)):
+        if month is not None and not _MONTH.fullmatch(month):
+            raise ReportError(field, f"must be a month YYYY-MM (01 to 12); got {month!r}")
+    if month_from is not None and month_to is not None and month_to < month_from:
+        raise ReportError("month_to", f"must not be before month_from ({month_from}); got {month_to}")
     with rm.reading() as (conn, t):
         if by is None:
-            return queries.funnel(conn, t, scope=scope)
+            return queries.funnel(conn, t, scope=scope, month_from=month_from, month_to=month_to)
         try:
             return queries.funnel_by(conn, t, by, month_from, month_to, scope=scope)
         except ValueError as exc:

@@ -28,16 +28,24 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (utc(v) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-def funnel(conn: Connection, t: Tables, scope: Scope = None) -> dict[str, int]:
-    """Customers that reached each stage: ``{stage: count}`` in funnel order.
+def funnel(conn: Connection, t: Tables, scope: Scope = None, month_from: str | None = None,
+           month_to: str | None = None) -> dict[str, int]:
+    """Customers that reached each stage: ``{stage: count}`` in funnel order; with ``month_from`` /
+    ``month_to`` (``YYYY-MM``, inclusive), of the customers registered in those months.
 
     Unscoped it reads the funnel rollup; with a ``scope`` it counts the scope's
     customer rows, whose per-stage flags are the ones the rollup sums.
     """
     if scope:
-        [counts] = _scoped_funnel(conn, t, scope, None).values()
+        [counts] = _scoped_funnel(conn, t, scope, None, month_from, month_to).values()
         return {stage: counts[stage] for stage in FUNNEL_STAGES}
-    rows = conn.execute(select(t.funnel.c.stage, func.sum(t.funnel.c.customers)).group_by(t.funnel.c.stage)).all()
+    f = t.funnel.c
+    query = select(f.stage, func.sum(f.customers)).group_by(f.stage)
+    if month_from:
+        query = query.where(f.month >= month_from)
+    if month_to:
+        query = query.where(f.month <= month_to)
+    rows = conn.execute(query).all()
     counts = {stage: int(total or 0) for stage, total in rows}
     return {stage: counts.get(stage, 0) for stage in FUNNEL_STAGES}
 

@@ -158,3 +158,12 @@ def test_projections_verify_of_one_projection_checks_that_one_and_names_a_table_
     unknown = tuohu(tmp_path, "projections", "verify", "nope")
     assert unknown.returncode == 2
     assert "no projection 'nope'" in unknown.stdout + unknown.stderr
+
+
+def test_report_funnel_refuses_a_malformed_month_or_a_range_ending_before_it_starts(tmp_path: Path) -> None:
+    malformed = tuohu(tmp_path, "report", "funnel", "--by", "month", "--from-month", "2009-13")
+    assert malformed.returncode == 2
+    assert "month_from" in malformed.stderr + malformed.stdout
+    inverted = tuohu(tmp_path, "report", "funnel", "--month-from", "2009-04", "--month-to", "2009-03", "--json")
+    assert inverted.returncode == 2
+    assert "month_to: must not be before month_from" in inverted.stderr + inverted.stdout

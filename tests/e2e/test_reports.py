@@ -279,3 +279,25 @@ def test_a_conversion_is_the_share_of_one_stages_customers_that_reached_the_next
             assert rates["qualified_to_visited"] == 50.0
             assert rates["visited_to_proposed"] == 0.0
             assert rates["proposed_to_contracted"] is None
+
+
+def test_the_funnel_totals_keep_to_the_registration_months_asked_for(history: dict) -> None:
+    """All three customers were registered (business time) on T0, 2025-03-03: a range ending the
+    month before counts none, one holding March 2025 counts them all."""
+    this_month, before = "2025-03", "2025-02"
+    everyone = report(history, "/reports/funnel")
+    assert report(history, "/reports/funnel", month_from=this_month, month_to=this_month) == everyone
+    assert set(report(history, "/reports/funnel", month_to=before).values()) == {0}
+    assert report(history, "/reports/funnel", actor="mgr-li", month_to=before) == report(
+        history, "/reports/funnel", month_to=before)
+
+
+@pytest.mark.parametrize(("params", "field"), [({"month_from": "2009-13"}, "month_from"),
+                                               ({"month_to": "2009-5"}, "month_to"),
+                                               ({"month_from": "2009-04", "month_to": "2009-03"}, "month_to")])
+def test_a_bad_month_range_is_a_422_naming_the_field(history: dict, params: dict, field: str) -> None:
+    client = history["client"]
+    for by in ({}, {"by": "month"}):
+        response = client.get("/reports/funnel", params={**params, **by}, headers=bearer(client, "audit-he"))
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", field]
