@@ -691,9 +691,15 @@ class EvaluationProjection(Projection):
 _PERIOD = re.compile(r"^(\d{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
 
 
+PERIOD_YEARS = (1900, 2100)
+"""The years a period may be in (as the Bank Marketing import's ``--year``): a period's growth is
+against the one before it, so the year before must have four digits too."""
+
+
 def parse_period(period: str) -> tuple[str, str, str]:
     """``(kind, first_month, last_month)`` of ``YYYY-MM`` (month), ``YYYY-Qn``
-    (quarter), ``YYYY-Hn`` (half) or ``YYYY`` (year); months are ``YYYY-MM``.
+    (quarter), ``YYYY-Hn`` (half) or ``YYYY`` (year) with the year in :data:`PERIOD_YEARS`;
+    months are ``YYYY-MM``.
 
     Raises ``ValueError`` naming the period otherwise.
     """
@@ -701,6 +707,8 @@ def parse_period(period: str) -> tuple[str, str, str]:
     if match is None:
         raise ValueError(f"period must be YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY; got {period!r}")
     year, month, quarter, half = match.groups()
+    if not PERIOD_YEARS[0] <= int(year) <= PERIOD_YEARS[1]:
+        raise ValueError(f"a period's year is from {PERIOD_YEARS[0]} to {PERIOD_YEARS[1]}; got {period!r}")
     if month:
         kind, first, last = "month", int(month), int(month)
     elif quarter:

@@ -301,3 +301,11 @@ def test_a_bad_month_range_is_a_422_naming_the_field(history: dict, params: dict
         response = client.get("/reports/funnel", params={**params, **by}, headers=bearer(client, "audit-he"))
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["loc"] == ["query", field]
+
+
+@pytest.mark.parametrize("period", ["0000", "0001-Q1", "1899-12", "2101"])
+def test_an_evaluation_period_outside_1900_to_2100_is_a_422_naming_period(history: dict, period: str) -> None:
+    client = history["client"]
+    response = client.get("/reports/evaluation", params={"period": period}, headers=bearer(client, "audit-he"))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "period"]
