@@ -450,6 +450,11 @@ class _Member:
     joined_at: datetime
     staff: Staff | None = None
 
+    def __post_init__(self) -> None:
+        # The code is the member's user name too (``tuohu users add pd-cm06 --role customer_manager
+        # --branch pudong``), and user names are lowercase.
+        self.code = self.code.lower()
+
     @property
     def active(self) -> bool:
         return self.staff is not None and self.staff.active
@@ -727,7 +732,7 @@ class DemoGenerator:
         if self.t_end - self.t_start >= timedelta(days=120):
             prefix, branch, _, _ = BRANCHES[rng.randrange(len(BRANCHES))]
             code = f"{prefix}-CM{rng.randint(CORPORATE_MANAGERS + 1, CORPORATE_MANAGERS + RETAIL_MANAGERS):02d}"
-            leaver = next(m for m in self.members if m.code == code)
+            leaver = next(m for m in self.members if m.code == code.lower())
             leave_at = _at(_business_day((self.t_start + (self.t_end - self.t_start) * 0.55).date(), 0), 17 * 60)
             join_at = _at(_business_day(leave_at.date() - timedelta(days=16), 0), 9 * 60 + 30)
             successor = _Member(f"{prefix}-CM09", self._person_name(), "customer_manager", branch, leaver.team, join_at)

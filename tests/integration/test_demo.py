@@ -228,3 +228,24 @@ def test_a_cursor_that_is_not_one_is_refused_naming_the_field(services) -> None:
         with pytest.raises(reports.ReportError) as refused:
             reports.customers(read_models, cursor=cursor)
         assert refused.value.field == "cursor"
+
+
+def test_every_staff_code_of_the_demo_can_be_a_user_and_a_manager_sees_their_customers(services) -> None:
+    """The demo's staff codes are the managers' ids on its customers: each must be a valid user
+    name, so that a customer manager can log in and read their own customers."""
+    from sqlalchemy import func
+
+    from domain.base import Context
+
+    app, read_models = services
+    generate_demo(app, events=EVENTS, seed=7)
+    read_models.catch_up()
+    with read_models.reading() as (conn, t):
+        managers = conn.execute(select(t.customers.c.manager_id, t.customers.c.branch, func.count())
+                                .group_by(t.customers.c.manager_id, t.customers.c.branch)).all()
+        codes = [s for (s,) in conn.execute(select(read_models.store.tables("team").staff.c.staff_code))]
+    assert codes and managers
+    operator = Context("ops-admin", "operator", channel="cli")
+    for code in codes:
+        assert app.add_user(operator, name=code, role="compliance_auditor").token
+    assert {manager for manager, _branch, _customers in managers} <= set(codes)
