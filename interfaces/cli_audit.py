@@ -4,7 +4,7 @@
     tuohu audit state ID [--as-of T | --version N | --at-event E]
     tuohu audit actor ACTOR [--period 2009-Q3 | --from T --to T] [--decisions]
     tuohu audit explain ID                          re-score the recorded screenings (exit 1 if one differs)
-    tuohu audit seal [--export FILE]                extend the hash chain and seal its head
+    tuohu audit seal [--export FILE] [--accept-missing-seals]  extend the hash chain and seal its head
     tuohu audit verify [--seal FILE] [--file EXPORT]  exit 1 naming the first altered position
     tuohu audit export --from T1 --to T2 FILE       JSON Lines with the chain links
     tuohu privacy restrict ID --reason R --actor A
@@ -74,7 +74,8 @@ def _print_json(data: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(message, style="red", markup=False, highlight=False)
+    """Print ``message`` in red on one line (not wrapped at the terminal's width); the exit to raise."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -271,14 +272,21 @@ def actor(
 def seal(
     export: Annotated[Optional[Path], typer.Option("--export", help="also write the seal to this file, to publish "
                                                                     "outside the database")] = None,
+    accept_missing_seals: Annotated[bool, typer.Option(
+        "--accept-missing-seals", help="seal although the chain holds links and no seal is stored (the seals were "
+                                       "deleted, or the first seal was interrupted): only after checking the "
+                                       "stored events against a published seal")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Link the events stored since the last seal into the hash chain, in batches, and seal its head."""
+    """Link the events stored since the last seal into the hash chain, in batches, and seal its head.
+
+    Exit 1 on one line when the chain's links are gone while seals are stored, or when the chain
+    holds links and no seal is stored (without --accept-missing-seals)."""
     _settings, application = _app()
     from application.chain import ChainMissing
 
     try:
-        sealed = application.chain.seal()
+        sealed = application.chain.seal(accept_missing_seals=accept_missing_seals)
     except ChainMissing as exc:
         raise _fail(str(exc), 1) from None
     finally:
@@ -325,7 +333,7 @@ def verify(
     if as_json:
         _print_json(checked.to_json())
     else:
-        (out if checked.ok else console).print(checked.summary(), markup=False, highlight=False)
+        (out if checked.ok else console).print(checked.summary(), markup=False, highlight=False, soft_wrap=True)
     if not checked.ok:
         raise typer.Exit(1)
 

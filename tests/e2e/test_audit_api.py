@@ -86,6 +86,24 @@ def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: s
     assert upper["ok"] is True and upper["published"] == found["published"]  # a link copied from a printout
 
 
+def test_deleted_seals_are_not_ok_over_http_unless_the_held_seal_matches(client: TestClient, customer: str) -> None:
+    import sqlite3
+
+    app = client.app.state.application
+    seal = app.chain.seal()
+    with sqlite3.connect(app.chain.storage.path) as conn:
+        conn.execute("DELETE FROM tuohu_seals")
+
+    alone = get(client, "/audit/verify")
+    held = get(client, "/audit/verify", seal_position=seal.position, seal_link=seal.link)
+
+    assert (alone["ok"], alone["seal"]) == (False, None)
+    assert alone["unsealed"] == app.recorder.max_notification_id() >= seal.position  # every stored event
+    assert (alone["problem"]["position"], alone["problem"]["kind"]) == (seal.position, "seals_missing")
+    assert (held["ok"], held["problem"]) == (True, None)
+    assert (held["warning"]["position"], held["warning"]["kind"]) == (seal.position, "seals_missing")
+
+
 def test_a_version_past_the_latest_is_not_found_not_the_latest(client: TestClient, customer: str) -> None:
     latest = get(client, f"/audit/customer/{customer}")["version"]
 
