@@ -99,14 +99,18 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Every event: position, version, occurred and recorded times, actor and role, reason, channel,
-    correlation id, and the field-level changes (before → after)."""
+    correlation id, and the field-level changes (before → after). Exit 1 when there is no such
+    aggregate; exit 2 when --field names no field it ever had (the line lists its fields)."""
     from application import audit
+    from domain.base import InvalidValue
 
     _settings, application = _app()
     try:
         data = audit.history(application, aggregate_id, aggregate_type, field=field)
     except audit.AuditNotFound as exc:
         raise _fail(str(exc), 1) from None
+    except InvalidValue as exc:
+        raise _fail(f"--{exc.field}: {exc.reason}", 2) from None
     finally:
         application.close()
     if as_json:

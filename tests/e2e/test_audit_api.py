@@ -60,6 +60,26 @@ def test_an_auditor_reads_who_changed_the_credit_standing_when_and_why(client: T
         found["events"][1]["changes"]
 
 
+def test_a_field_the_customer_never_had_is_a_422_naming_it_not_an_empty_history(client: TestClient,
+                                                                                 customer: str) -> None:
+    refused = get(client, f"/audit/customer/{customer}/history", status=422, field="credit_standng")
+    nested = get(client, f"/audit/customer/{customer}/history", status=422, field="credit_standing.reslt")
+
+    assert (refused["code"], refused["field"]) == ("invalid_value", "field")
+    assert "'credit_standng' is no field of customer" in refused["detail"]
+    assert "credit_standing, " in refused["detail"] and "facts" in refused["detail"]
+    assert nested["field"] == "field" and "'credit_standing.reslt'" in nested["detail"]
+
+
+@pytest.mark.parametrize("field", ["account_number", "group", "facts.basic.age"],
+                         ids=["a field always empty", "a field of its events alone", "a field changed once"])
+def test_a_real_field_answers_its_changes_or_none(client: TestClient, customer: str, field: str) -> None:
+    found = get(client, f"/audit/customer/{customer}/history", field=field)
+
+    assert found["field"] == field
+    assert [e["version"] for e in found["events"]] == ([2] if field == "facts.basic.age" else [])
+
+
 def test_an_auditor_reads_the_customer_as_it_stood_at_a_version(client: TestClient, customer: str) -> None:
     found = get(client, f"/audit/customer/{customer}", version=3)
 

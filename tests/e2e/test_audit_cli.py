@@ -222,6 +222,19 @@ def test_history_of_one_field_says_who_when_and_why(store: dict[str, Any]) -> No
                                                                           WHEN.isoformat())
 
 
+def test_history_of_a_misspelt_field_exits_2_naming_it_and_of_an_unchanged_one_lists_nothing(
+        store: dict[str, Any]) -> None:
+    misspelt = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "credit_standng")
+    unchanged = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "account_number", "--json")
+
+    assert misspelt.returncode == 2, misspelt.stdout
+    assert misspelt.stdout == "" and misspelt.stderr.count("\n") == 1
+    assert misspelt.stderr.startswith("--field: 'credit_standng' is no field of customer")
+    assert "credit_standing, " in misspelt.stderr
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert json.loads(unchanged.stdout)["events"] == []
+
+
 def test_state_at_the_screening_and_explain_give_the_recorded_score(store: dict[str, Any]) -> None:
     state = tuohu(store["dir"], "audit", "state", store["customer_id"], "--at-event", "Screened", "--json")
     explained = tuohu(store["dir"], "audit", "explain", store["customer_id"], "--json")

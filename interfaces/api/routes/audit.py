@@ -175,7 +175,11 @@ def history(
     field: Annotated[str | None, Query(max_length=128, description="only events that changed this field "
                                                                    "(or one under it), e.g. credit_standing")] = None,
 ) -> AuditHistoryPublic:
-    """Every event with position, version, times, actor and role, reason, channel, correlation id, before → after."""
+    """Every event with position, version, times, actor and role, reason, channel, correlation id, before → after.
+
+    `field` keeps the events that changed it (an empty list when it never changed); a `field` the
+    aggregate never had in any state and none of its events carries is a 422 `invalid_value` naming
+    `field` and listing the aggregate's top-level fields."""
     try:
         return AuditHistoryPublic.model_validate(audit.history(app, aggregate_id, aggregate_type, field=field))
     except audit.AuditNotFound as exc:
