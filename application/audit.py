@@ -83,6 +83,16 @@ def _flatten(value: Any, path: str, out: dict[str, Any]) -> None:
         out[path] = value
 
 
+def _paths(value: Any, path: str, out: set[str]) -> None:
+    """Every field path in ``value`` (a state or an event's fields) and every path above one, into ``out``:
+    ``{"facts", "facts.basic", "facts.basic.age"}``; empty and ``None`` fields are fields too."""
+    if path:
+        out.add(path)
+    if isinstance(value, dict) and value != {"_erased": True}:
+        for key, item in value.items():
+            _paths(item, f"{path}.{key}" if path else str(key), out)
+
+
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     """Field-level changes between two states: ``[{"field": "facts.basic.age", "before": 41, "after": 42}]``."""
     flat_before: dict[str, Any] = {}
@@ -142,21 +152,40 @@ def history(app: TuohuApplication, aggregate_id: UUID, aggregate_type: str | Non
             field: str | None = None) -> dict[str, Any]:
     """Every event of the aggregate, oldest first, with its evidence and the changes it made.
 
+    Returns ``{"aggregate_type", "aggregate_id", "version", "field", "events": [{position, version,
+    event, topic, occurred_at, recorded_at, actor_id, actor_role, reason, channel, correlation_id,
+    causation_id, command_id, "data", "changes": [{"field", "before", "after"}]}]}``.
+
     ``field`` keeps the events that changed that field or a field under it
-    (``credit_standing``, ``facts.basic``). Raises :class:`AuditNotFound`.
+    (``credit_standing``, ``facts.basic``): an empty list when it never changed. Raises
+    :class:`AuditNotFound`, and :class:`~domain.base.InvalidValue` (field ``field``, listing the
+    aggregate's top-level fields) when ``field`` names no field of the aggregate in any state of its
+    history and none of its events' fields - a misspelt field must not read as one nobody changed.
     """
     found, events = _events(app, aggregate_id, aggregate_type)
     positions = _positions(app, aggregate_id)
     entries = []
     aggregate = None
+    known: set[str] = set()
+    top: set[str] = set()
     for event in events:
         before = _state(aggregate)
         aggregate = event.mutate(aggregate)
-        changes = diff(before, _state(aggregate))
-        if field is not None and not any(c["field"] == field or c["field"].startswith(field + ".") for c in changes):
-            continue
-        entries.append({**_evidence(event, positions.get(event.originator_version)), "data": _own_fields(event),
+        after = _state(aggregate)
+        changes = diff(before, after)
+        data = _own_fields(event)
+        if field is not None:
+            _paths(after, "", known)
+            _paths(data, "", known)
+            top.update(after)
+            if not any(c["field"] == field or c["field"].startswith(field + ".") for c in changes):
+                continue
+        entries.append({**_evidence(event, positions.get(event.originator_version)), "data": data,
                         "changes": changes})
+    if field is not None and field not in known:
+        raise InvalidValue("field", f"{field!r} is no field of {found} {aggregate_id} in any state of its history "
+                                    f"nor of any of its events; its fields are {', '.join(sorted(top))} (or a "
+                                    "dotted path under one of them)")
     return {"aggregate_type": found, "aggregate_id": str(aggregate_id), "version": events[-1].originator_version,
             "field": field, "events": entries}
 

@@ -21,7 +21,9 @@ events, links and seals together, but not the seal you hold.
 compares it with the seals (and a published seal). On a difference it walks the
 stored events and links side by side and names the first position where an
 event was edited, deleted, inserted or reordered; events stored after the last
-seal are reported as unsealed, not as tampering.
+seal are reported as unsealed, not as tampering. A chain that holds links but
+no stored seal is not passed (``seals_missing``): the seals were deleted, or the
+first seal stopped between writing its links and recording its seal.
 """
 
 from __future__ import annotations
@@ -83,14 +85,20 @@ class Problem:
     """The first place where the stored events and the chain disagree."""
 
     position: int
-    # edited, deleted, inserted, reordered, chain_altered, seal_mismatch; in files also truncated, not_covered, format
+    # edited, deleted, inserted, reordered, chain_altered, seal_mismatch, seals_missing;
+    # in files also truncated, not_covered, format
     kind: str
     detail: str
 
 
 @dataclass
 class Verification:
-    """What :meth:`AuditChain.verify` found."""
+    """What :meth:`AuditChain.verify` found.
+
+    ``seal`` is the last stored seal (None when none is stored); ``unsealed`` counts the stored
+    events after it (all of them when none is stored). ``problem`` fails the check; ``warning``
+    does not: it is the ``seals_missing`` finding when a published seal vouched for the events.
+    """
 
     ok: bool
     checked: int = 0
@@ -99,14 +107,19 @@ class Verification:
     published: Seal | None = None
     problem: Problem | None = None
     seconds: float = 0.0
+    warning: Problem | None = None
 
     def summary(self) -> str:
         if self.problem is not None:
-            return f"TAMPERED at position {self.problem.position}: {self.problem.kind} - {self.problem.detail}"
-        if self.seal is None:
-            return f"OK: nothing sealed yet; {self.unsealed} events are not sealed (run tuohu audit seal)"
+            verdict = "NOT VERIFIED" if self.problem.kind == "seals_missing" else "TAMPERED"
+            return f"{verdict} at position {self.problem.position}: {self.problem.kind} - {self.problem.detail}"
         against = ("" if self.published is None else f" and the published seal #{self.published.seal_id}"
                    if self.published.seal_id else f" and the published seal at position {self.published.position}")
+        if self.seal is None and self.warning is not None:
+            return (f"OK: {self.checked} events up to position {self.warning.position} match the stored chain"
+                    f"{against}; but {self.warning.kind} - {self.warning.detail}")
+        if self.seal is None:
+            return f"OK: nothing sealed yet; {self.unsealed} events are not sealed (run tuohu audit seal)"
         text = (f"OK: {self.checked} events up to position {self.seal.position} match seal #{self.seal.seal_id} "
                 f"(sealed {self.seal.sealed_at.isoformat()}, link {self.seal.link[:16]}…){against}")
         if self.unsealed:
@@ -117,7 +130,8 @@ class Verification:
         return {"ok": self.ok, "checked": self.checked, "unsealed": self.unsealed,
                 "seal": self.seal.to_json() if self.seal else None,
                 "published": _published_json(self.published),
-                "problem": asdict(self.problem) if self.problem else None, "seconds": round(self.seconds, 3),
+                "problem": asdict(self.problem) if self.problem else None,
+                "warning": asdict(self.warning) if self.warning else None, "seconds": round(self.seconds, 3),
                 "summary": self.summary()}
 
 
@@ -218,6 +232,13 @@ class Snapshot:
 class ChainMissing(RuntimeError):
     """Seals are stored but the chain holds no link: its table was emptied. Sealing again would
     link whatever is stored now, altered or not; verify against a published seal first."""
+
+
+class SealsMissing(ChainMissing):
+    """The chain holds links but no seal is stored: the seals were deleted, or the first seal
+    stopped (or is still running) between writing its links and recording its seal. Sealing now
+    would record whatever is stored as sealed; verify against a published seal first, then seal
+    with ``accept_missing_seals``."""
 
 
 class ChainConflict(RuntimeError):
@@ -702,12 +723,20 @@ class AuditChain:
     def seals(self) -> list[Seal]:
         return self.storage.seals()
 
-    def seal(self, now: datetime | None = None) -> Seal | None:
+    def seal(self, now: datetime | None = None, *, accept_missing_seals: bool = False) -> Seal | None:
         """Link the events stored since the last link, in batches, and record a seal of the new head.
 
+        The links are written in batches of :attr:`batch_size`, each in its own transaction, and the
+        seal after them in another: a seal stopped in between leaves links that no seal covers (the
+        next seal goes on from them).
+
         Returns the new seal, the last one when nothing new was stored, or None for an empty store.
-        Raises :class:`ChainConflict` when another seal runs at the same time, and
-        :class:`ChainMissing` when seals are stored but the chain's links are gone.
+        Raises :class:`ChainConflict` when another seal runs at the same time,
+        :class:`ChainMissing` when seals are stored but the chain's links are gone, and
+        :class:`SealsMissing` (a :class:`ChainMissing`) when the chain holds links but no seal is
+        stored - unless ``accept_missing_seals`` (someone verified the stored events against a
+        published seal, or knows the first seal was interrupted): then the chain is extended and
+        sealed as usual.
         """
         with self.storage.snapshot() as snap:
             head = snap.head()
@@ -718,6 +747,11 @@ class AuditChain:
                                        f"{earlier[-1].position}) but the chain holds no link: its table was emptied. "
                                        "Verify against a published seal (tuohu audit verify --seal FILE) before "
                                        "sealing again")
+            elif not accept_missing_seals and not self.storage.seals():
+                raise SealsMissing(f"the chain links {head[2]} events up to position {head[0]} but no seal is "
+                                   f"stored: {_SEALS_GONE}. Sealing now would record the stored events as sealed; "
+                                   "verify them against a published seal (tuohu audit verify --seal FILE), then run "
+                                   "tuohu audit seal --accept-missing-seals")
             after, prev, count = (head if head is not None else (None, GENESIS, 0))
             rows: list[tuple[int, str, int, bytes]] = []
             written_after = after
@@ -746,6 +780,14 @@ class AuditChain:
         (``chain_range.py``), each from the stored link where its range starts; every
         range's last link must equal the stored link (or seal) there, which proves the
         same as one pass.
+
+        Returns a :class:`Verification`: ``ok``, how many events were ``checked``, the last stored
+        ``seal``, the events stored after it (``unsealed``; all of them when no seal is stored),
+        and the first ``problem``. A chain that holds links while no seal is stored fails with
+        ``seals_missing`` at the chain's head (the seals were deleted, or the first seal stopped
+        between writing its links and recording its seal: the store cannot tell which), unless
+        ``published`` is given and the stored events match it: then ``ok``, with the same finding
+        as ``warning``. Raises ``ValueError`` for a published position outside 1 to 2**63 - 1.
         """
         started = time.perf_counter()
         if published is not None and not 1 <= published.position <= 2**63 - 1:
@@ -777,6 +819,16 @@ class AuditChain:
                 result.problem = self._past_head(snap, head, published)
             elif head is None and seals:  # seals stored, not one link: the chain's table was emptied
                 result.problem = self._past_head(snap, head, seals[-1], f"seal #{seals[-1].seal_id}")
+            elif head is not None and not seals:  # links, not one seal: deleted, or the first seal stopped
+                missing = Problem(head[0], "seals_missing", f"the chain links the events up to position {head[0]}, "
+                                                            f"but no seal is stored: {_SEALS_GONE}")
+                if published is None:
+                    missing = Problem(head[0], missing.kind, f"{missing.detail}; check the stored events against a "
+                                                             "published seal (tuohu audit verify --seal FILE)")
+                    result.problem = missing
+                else:  # the published seal was checked with the chain above, and matched
+                    result.warning = missing
+            result.unsealed = snap.count_after(seals[-1].position if seals else FIRST)
             result.ok = result.problem is None
         result.seconds = time.perf_counter() - started
         return result
@@ -823,10 +875,8 @@ class AuditChain:
                     result: Verification) -> Problem | None:
         """One pass over the stored events: recompute the chain, compare it at every seal and at the head."""
         if head is None:
-            result.unsealed = snap.count_after(FIRST)
             return None
         sealed_upto = head[0]
-        result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
         prev, checked, after = GENESIS, 0, FIRST
         for check in sorted(p for p in checks if p <= sealed_upto):
@@ -855,7 +905,6 @@ class AuditChain:
         """:meth:`_fast_check` split into ``workers`` ranges, each recomputed in a worker subprocess
         from the stored link where it starts; each reports its links at the seals in its range."""
         sealed_upto = head[0]
-        result.unsealed = snap.count_after(sealed_upto)
         beyond = [p for p in checks if p > sealed_upto]
         if beyond:
             return Problem(min(beyond), "seal_mismatch", "a seal is beyond the chain's head: events were removed "
@@ -1030,6 +1079,8 @@ def _id(originator_id: bytes) -> str:
 
 
 _DIFFERS = "the recomputed link differs from the {}"
+_SEALS_GONE = ("the seals were deleted, or the first seal stopped (or is still running) between writing its links "
+               "and recording its seal")
 
 
 def _mismatch(position: int, found: bytes, expected: list[tuple[str, Any]]) -> Problem | None:

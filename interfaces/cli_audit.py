@@ -4,7 +4,7 @@
     tuohu audit state ID [--as-of T | --version N | --at-event E]
     tuohu audit actor ACTOR [--period 2009-Q3 | --from T --to T] [--decisions]
     tuohu audit explain ID                          re-score the recorded screenings (exit 1 if one differs)
-    tuohu audit seal [--export FILE]                extend the hash chain and seal its head
+    tuohu audit seal [--export FILE] [--accept-missing-seals]  extend the hash chain and seal its head
     tuohu audit verify [--seal FILE] [--file EXPORT]  exit 1 naming the first altered position
     tuohu audit export --from T1 --to T2 FILE       JSON Lines with the chain links
     tuohu privacy restrict ID --reason R --actor A
@@ -74,7 +74,8 @@ def _print_json(data: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(message, style="red", markup=False, highlight=False)
+    """Print ``message`` in red on one line (not wrapped at the terminal's width); the exit to raise."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -98,14 +99,18 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Every event: position, version, occurred and recorded times, actor and role, reason, channel,
-    correlation id, and the field-level changes (before → after)."""
+    correlation id, and the field-level changes (before → after). Exit 1 when there is no such
+    aggregate; exit 2 when --field names no field it ever had (the line lists its fields)."""
     from application import audit
+    from domain.base import InvalidValue
 
     _settings, application = _app()
     try:
         data = audit.history(application, aggregate_id, aggregate_type, field=field)
     except audit.AuditNotFound as exc:
         raise _fail(str(exc), 1) from None
+    except InvalidValue as exc:
+        raise _fail(f"--{exc.field}: {exc.reason}", 2) from None
     finally:
         application.close()
     if as_json:
@@ -271,14 +276,21 @@ def actor(
 def seal(
     export: Annotated[Optional[Path], typer.Option("--export", help="also write the seal to this file, to publish "
                                                                     "outside the database")] = None,
+    accept_missing_seals: Annotated[bool, typer.Option(
+        "--accept-missing-seals", help="seal although the chain holds links and no seal is stored (the seals were "
+                                       "deleted, or the first seal was interrupted): only after checking the "
+                                       "stored events against a published seal")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Link the events stored since the last seal into the hash chain, in batches, and seal its head."""
+    """Link the events stored since the last seal into the hash chain, in batches, and seal its head.
+
+    Exit 1 on one line when the chain's links are gone while seals are stored, or when the chain
+    holds links and no seal is stored (without --accept-missing-seals)."""
     _settings, application = _app()
     from application.chain import ChainMissing
 
     try:
-        sealed = application.chain.seal()
+        sealed = application.chain.seal(accept_missing_seals=accept_missing_seals)
     except ChainMissing as exc:
         raise _fail(str(exc), 1) from None
     finally:
@@ -325,7 +337,7 @@ def verify(
     if as_json:
         _print_json(checked.to_json())
     else:
-        (out if checked.ok else console).print(checked.summary(), markup=False, highlight=False)
+        (out if checked.ok else console).print(checked.summary(), markup=False, highlight=False, soft_wrap=True)
     if not checked.ok:
         raise typer.Exit(1)
 

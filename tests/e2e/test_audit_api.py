@@ -60,6 +60,26 @@ def test_an_auditor_reads_who_changed_the_credit_standing_when_and_why(client: T
         found["events"][1]["changes"]
 
 
+def test_a_field_the_customer_never_had_is_a_422_naming_it_not_an_empty_history(client: TestClient,
+                                                                                 customer: str) -> None:
+    refused = get(client, f"/audit/customer/{customer}/history", status=422, field="credit_standng")
+    nested = get(client, f"/audit/customer/{customer}/history", status=422, field="credit_standing.reslt")
+
+    assert (refused["code"], refused["field"]) == ("invalid_value", "field")
+    assert "'credit_standng' is no field of customer" in refused["detail"]
+    assert "credit_standing, " in refused["detail"] and "facts" in refused["detail"]
+    assert nested["field"] == "field" and "'credit_standing.reslt'" in nested["detail"]
+
+
+@pytest.mark.parametrize("field", ["account_number", "group", "facts.basic.age"],
+                         ids=["a field always empty", "a field of its events alone", "a field changed once"])
+def test_a_real_field_answers_its_changes_or_none(client: TestClient, customer: str, field: str) -> None:
+    found = get(client, f"/audit/customer/{customer}/history", field=field)
+
+    assert found["field"] == field
+    assert [e["version"] for e in found["events"]] == ([2] if field == "facts.basic.age" else [])
+
+
 def test_an_auditor_reads_the_customer_as_it_stood_at_a_version(client: TestClient, customer: str) -> None:
     found = get(client, f"/audit/customer/{customer}", version=3)
 
@@ -84,6 +104,24 @@ def test_an_auditor_verifies_the_chain_over_http(client: TestClient, customer: s
     assert found["ok"] is True
     assert found["checked"] == seal.position
     assert upper["ok"] is True and upper["published"] == found["published"]  # a link copied from a printout
+
+
+def test_deleted_seals_are_not_ok_over_http_unless_the_held_seal_matches(client: TestClient, customer: str) -> None:
+    import sqlite3
+
+    app = client.app.state.application
+    seal = app.chain.seal()
+    with sqlite3.connect(app.chain.storage.path) as conn:
+        conn.execute("DELETE FROM tuohu_seals")
+
+    alone = get(client, "/audit/verify")
+    held = get(client, "/audit/verify", seal_position=seal.position, seal_link=seal.link)
+
+    assert (alone["ok"], alone["seal"]) == (False, None)
+    assert alone["unsealed"] == app.recorder.max_notification_id() >= seal.position  # every stored event
+    assert (alone["problem"]["position"], alone["problem"]["kind"]) == (seal.position, "seals_missing")
+    assert (held["ok"], held["problem"]) == (True, None)
+    assert (held["warning"]["position"], held["warning"]["kind"]) == (seal.position, "seals_missing")
 
 
 def test_a_version_past_the_latest_is_not_found_not_the_latest(client: TestClient, customer: str) -> None:

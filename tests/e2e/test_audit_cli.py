@@ -140,6 +140,40 @@ def test_stored_seals_without_a_chain_fail_verify_and_refuse_a_new_seal(store: d
     assert again.returncode == 1 and json.loads(again.stdout)["problem"] == problem  # nothing was relinked
 
 
+def test_deleted_seals_fail_verify_pass_only_a_published_seal_and_refuse_a_new_seal(store: dict[str, Any]) -> None:
+    """The seals' table emptied, the chain's links kept: not "nothing sealed yet"."""
+    seal_file = store["dir"] / "seal.json"
+    assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
+    with sqlite3.connect(store["dir"] / "events.sqlite") as conn:
+        conn.execute("DELETE FROM tuohu_seals")
+
+    alone = tuohu(store["dir"], "audit", "verify", "--json")
+    plain = tuohu(store["dir"], "audit", "verify")
+    published = tuohu(store["dir"], "audit", "verify", "--seal", str(seal_file), "--json")
+    refused = tuohu(store["dir"], "audit", "seal")
+    still = tuohu(store["dir"], "audit", "verify", "--json")
+    accepted = tuohu(store["dir"], "audit", "seal", "--accept-missing-seals", "--json")
+    after = tuohu(store["dir"], "audit", "verify", "--json")
+
+    assert alone.returncode == 1, alone.stdout
+    found = json.loads(alone.stdout)
+    assert (found["ok"], found["unsealed"], found["seal"]) == (False, 5, None)
+    assert (found["problem"]["position"], found["problem"]["kind"]) == (5, "seals_missing")
+    assert plain.returncode == 1 and "nothing sealed yet" not in plain.stdout + plain.stderr
+    assert plain.stderr.startswith("NOT VERIFIED at position 5: seals_missing") and plain.stderr.count("\n") == 1
+    assert published.returncode == 0, published.stdout
+    vouched = json.loads(published.stdout)
+    assert (vouched["ok"], vouched["problem"], vouched["warning"]["kind"]) == (True, None, "seals_missing")
+    assert "no seal is stored" in vouched["summary"]
+    assert refused.returncode == 1
+    assert "no seal is stored" in refused.stderr and refused.stderr.count("\n") == 1
+    assert "tuohu audit verify --seal FILE" in refused.stderr
+    assert json.loads(still.stdout)["problem"] == found["problem"]  # nothing was sealed
+    assert accepted.returncode == 0, accepted.stderr
+    assert (json.loads(accepted.stdout)["seal_id"], json.loads(accepted.stdout)["position"]) == (2, 5)
+    assert after.returncode == 0 and json.loads(after.stdout)["unsealed"] == 0
+
+
 def test_a_published_seal_past_the_stored_events_is_not_passed(store: dict[str, Any]) -> None:
     seal_file = store["dir"] / "seal.json"
     assert tuohu(store["dir"], "audit", "seal", "--export", str(seal_file)).returncode == 0
@@ -186,6 +220,19 @@ def test_history_of_one_field_says_who_when_and_why(store: dict[str, Any]) -> No
     [event] = json.loads(found.stdout)["events"]
     assert (event["actor_id"], event["reason"], event["occurred_at"]) == ("risk-sun", "bureau report 881",
                                                                           WHEN.isoformat())
+
+
+def test_history_of_a_misspelt_field_exits_2_naming_it_and_of_an_unchanged_one_lists_nothing(
+        store: dict[str, Any]) -> None:
+    misspelt = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "credit_standng")
+    unchanged = tuohu(store["dir"], "audit", "history", store["customer_id"], "--field", "account_number", "--json")
+
+    assert misspelt.returncode == 2, misspelt.stdout
+    assert misspelt.stdout == "" and misspelt.stderr.count("\n") == 1
+    assert misspelt.stderr.startswith("--field: 'credit_standng' is no field of customer")
+    assert "credit_standing, " in misspelt.stderr
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert json.loads(unchanged.stdout)["events"] == []
 
 
 def test_state_at_the_screening_and_explain_give_the_recorded_score(store: dict[str, Any]) -> None:

@@ -279,3 +279,69 @@ def test_workers_slower_than_the_stores_idle_timeout_still_verify(sealed: tuple,
 
     assert checked.ok and checked.checked == 12, checked.summary()
     assert "one pass" not in caplog.text
+
+
+def delete_the_seals(table: EventTable) -> None:
+    """Empty the seals' table, the chain's links left as they were."""
+    seals = f'"{table.settings.database_schema}".tuohu_seals' if table.postgres else "tuohu_seals"
+    table.run(f"DELETE FROM {seals}")
+
+
+def test_deleted_seals_are_not_read_as_nothing_sealed_yet(sealed: tuple) -> None:
+    application, table, head = sealed
+    delete_the_seals(table)
+
+    checked = application.chain.verify()
+
+    assert not checked.ok
+    assert (checked.problem.position, checked.problem.kind) == (head, "seals_missing")
+    assert "no seal is stored" in checked.problem.detail and "--seal" in checked.problem.detail
+    assert (checked.seal, checked.checked, checked.unsealed) == (None, head, head)
+    assert "nothing sealed yet" not in checked.summary()
+    assert checked.to_json()["ok"] is False
+
+
+def test_deleted_seals_pass_against_a_matching_published_seal_and_say_none_is_stored(sealed: tuple) -> None:
+    application, table, head = sealed
+    [published] = application.chain.seals()
+    delete_the_seals(table)
+    populate(application, customers=1)
+
+    checked = application.chain.verify(published)
+
+    assert checked.ok, checked.summary()
+    assert checked.problem is None and checked.seal is None
+    assert (checked.warning.position, checked.warning.kind) == (head, "seals_missing")
+    assert (checked.checked, checked.unsealed) == (head, head + 3)
+    assert "published seal #1" in checked.summary() and "no seal is stored" in checked.summary()
+
+
+def test_deleted_seals_and_an_edited_event_name_the_edit_even_with_a_published_seal(sealed: tuple) -> None:
+    application, table, _head = sealed
+    [published] = application.chain.seals()
+    delete_the_seals(table)
+    state = bytes(table.row(5)[3])
+    table.run("UPDATE {t} SET state = {m} WHERE {pos} = {m}", state.replace(b"mgr-li", b"mgr-xx"), 5)
+
+    alone, against = application.chain.verify(), application.chain.verify(published)
+
+    assert (alone.problem.position, alone.problem.kind) == (5, "edited")
+    assert not against.ok and (against.problem.position, against.problem.kind) == (5, "edited")
+
+
+def test_seal_refuses_to_paper_over_deleted_seals_unless_told(sealed: tuple) -> None:
+    from application.chain import SealsMissing
+
+    application, table, head = sealed
+    delete_the_seals(table)
+    populate(application, customers=1)
+    links = len(stored_links(table))
+
+    with pytest.raises(SealsMissing, match=f"up to position {head} but no seal is stored"):
+        application.chain.seal()
+    unchanged = (application.chain.seals(), len(stored_links(table)))
+    accepted = application.chain.seal(accept_missing_seals=True)
+
+    assert unchanged == ([], links)
+    assert (accepted.position, accepted.events) == (head + 3, head + 3)
+    assert application.chain.verify().ok

@@ -178,3 +178,70 @@ def test_an_export_of_a_time_range_holds_the_events_recorded_in_it(app: TuohuApp
     header = app.chain.export(buffer, start=decoded[len(events)].timestamp, end=decoded[-1].timestamp, anchor=False)
 
     assert (header["first_position"], header["last_position"]) == (len(events) + 1, len(decoded))
+
+
+class Interrupted(Exception):
+    """Stands for a seal killed after writing its links, before recording its seal."""
+
+
+def interrupt_the_next_seal(app: TuohuApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    def killed(*_args: object) -> None:
+        raise Interrupted
+
+    monkeypatch.setattr(app.chain.storage, "add_seal", killed)
+
+
+def test_a_first_seal_stopped_after_its_links_is_not_passed_and_not_papered_over(
+        app: TuohuApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    from application.chain import ChainMissing, SealsMissing
+
+    customers(app, 2)
+    with monkeypatch.context() as patched:
+        interrupt_the_next_seal(app, patched)
+        with pytest.raises(Interrupted):
+            app.chain.seal()
+
+    checked = app.chain.verify()
+    with pytest.raises(SealsMissing) as refused:
+        app.chain.seal()
+    accepted = app.chain.seal(accept_missing_seals=True)
+
+    assert not checked.ok and checked.seal is None
+    assert (checked.problem.position, checked.problem.kind) == (4, "seals_missing")
+    assert "first seal stopped" in checked.problem.detail and "seals were deleted" in checked.problem.detail
+    assert (checked.checked, checked.unsealed) == (4, 4)
+    assert "nothing sealed yet" not in checked.summary()
+    assert isinstance(refused.value, ChainMissing)
+    assert "no seal is stored" in str(refused.value) and "\n" not in str(refused.value)
+    assert (accepted.seal_id, accepted.position, accepted.link) == (1, 4, expected_head(app))
+    assert app.chain.verify().ok
+
+
+def test_events_linked_by_a_stopped_seal_count_as_unsealed_after_the_last_stored_seal(
+        app: TuohuApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    customers(app, 1)
+    first = app.chain.seal()
+    customers(app, 2)
+    with monkeypatch.context() as patched:
+        interrupt_the_next_seal(app, patched)
+        with pytest.raises(Interrupted):
+            app.chain.seal()
+
+    checked = app.chain.verify()
+    resumed = app.chain.seal()
+
+    assert checked.ok, checked.summary()
+    assert (checked.seal, checked.checked, checked.unsealed) == (first, 6, 4)
+    assert "4 events stored after it are not sealed yet" in checked.summary()
+    assert (resumed.seal_id, resumed.position) == (2, 6)
+    assert app.chain.verify().unsealed == 0
+
+
+def test_a_store_never_sealed_is_ok_with_every_event_unsealed(app: TuohuApplication) -> None:
+    customers(app, 2)
+
+    checked = app.chain.verify()
+
+    assert checked.ok and checked.seal is None and checked.problem is None
+    assert (checked.checked, checked.unsealed) == (0, 4)
+    assert checked.summary().startswith("OK: nothing sealed yet; 4 events are not sealed")

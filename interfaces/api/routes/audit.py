@@ -86,10 +86,14 @@ class VerificationPublic(BaseModel):
 
     ok: bool
     checked: int
-    unsealed: int
-    seal: dict[str, Any] | None
+    unsealed: int = Field(description="stored events after the last stored seal (all of them when none is stored)")
+    seal: dict[str, Any] | None = Field(description="the last stored seal")
     published: dict[str, Any] | None
-    problem: dict[str, Any] | None
+    problem: dict[str, Any] | None = Field(description="{position, kind, detail}: edited, deleted, inserted, "
+                                                       "reordered, chain_altered, seal_mismatch or seals_missing "
+                                                       "(the chain holds links, no seal is stored)")
+    warning: dict[str, Any] | None = Field(default=None, description="seals_missing when the held seal matched: "
+                                                                     "ok, but no stored seal exists")
     seconds: float
     summary: str
 
@@ -106,7 +110,11 @@ def verify(
     seal_link: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$",
                                            description="that seal's link (64 hex digits, either case)")] = None,
 ) -> VerificationPublic:
-    """Recompute every link from the stored events; compare with the seals and with a seal you hold."""
+    """Recompute every link from the stored events; compare with the seals and with a seal you hold.
+
+    `ok: false` names the first `problem`. A chain that holds links while no seal is stored is the
+    problem `seals_missing` (at the chain's head), unless the seal you hold matches the stored
+    events: then `ok: true` with that finding as `warning`."""
     held = None
     if (seal_position is None) != (seal_link is None):
         raise InvalidValue("seal_link", "give both seal_position and seal_link, or neither")
@@ -167,7 +175,11 @@ def history(
     field: Annotated[str | None, Query(max_length=128, description="only events that changed this field "
                                                                    "(or one under it), e.g. credit_standing")] = None,
 ) -> AuditHistoryPublic:
-    """Every event with position, version, times, actor and role, reason, channel, correlation id, before → after."""
+    """Every event with position, version, times, actor and role, reason, channel, correlation id, before → after.
+
+    `field` keeps the events that changed it (an empty list when it never changed); a `field` the
+    aggregate never had in any state and none of its events carries is a 422 `invalid_value` naming
+    `field` and listing the aggregate's top-level fields."""
     try:
         return AuditHistoryPublic.model_validate(audit.history(app, aggregate_id, aggregate_type, field=field))
     except audit.AuditNotFound as exc:
