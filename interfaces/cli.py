@@ -494,24 +494,31 @@ def projections_rebuild(
 def projections_verify(
     name: Annotated[Optional[str], typer.Argument(help="One projection; all when omitted")] = None,
 ) -> None:
-    """Rebuild into scratch tables and compare every table's checksum with the live one (exit 1 on mismatch)."""
-    _settings, _application, read_models = _services()
-    if name is not None and name not in read_models.store.projections:
-        console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
-        raise typer.Exit(2)
-    from projections import ProjectionFailed
+    """Rebuild into scratch tables and compare every table's checksum with the live one (exit 1 on mismatch).
 
-    try:
-        mismatches = read_models.runner.verify([name] if name is not None else None)
-    except ProjectionFailed as exc:
-        raise _fail(f"verify stopped, the live tables unchanged: {exc}", 1) from None
-    if mismatches:
-        for m in mismatches:
-            console.print(f"[red]MISMATCH[/red] {m['projection']}.{m['table']} at position {m['position']}")
-        raise typer.Exit(1)
+    Ctrl-C (SIGINT) or SIGTERM stops it at its next batch: its scratch tables are dropped and one
+    line says what was compared (exit 130 for SIGINT, 143 for SIGTERM)."""
+    with _StopOnSignal() as stopping:
+        _settings, _application, read_models = _services()
+        if name is not None and name not in read_models.store.projections:
+            console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
+            raise typer.Exit(2)
+        from projections import ProjectionFailed, VerifyInterrupted
+
+        try:
+            mismatches = read_models.runner.verify([name] if name is not None else None, stop=stopping.event)
+        except VerifyInterrupted as exc:
+            raise _one_line(f"{stopping.name}: {exc}", 128 + (stopping.received or 0)) from None
+        except ProjectionFailed as exc:
+            raise _one_line(f"verify stopped, the live tables unchanged: {exc}", 1) from None
+    differing = {m["projection"] for m in mismatches}
+    for m in mismatches:
+        console.print(f"[red]MISMATCH[/red] {m['projection']}.{m['table']} at position {m['position']}")
     for row in read_models.status():
-        if name is None or row["projection"] == name:
+        if (name is None or row["projection"] == name) and row["projection"] not in differing:
             typer.echo(f"{row['projection']}: OK at position {row['position']}")
+    if mismatches:
+        raise typer.Exit(1)
 
 
 @events_app.command("catalogue")

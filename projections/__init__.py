@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from projections import queries
 from projections.db import make_engine
-from projections.framework import ProjectionFailed, ProjectionRunner, ReadModelStore, RebuildInterrupted, Tables
+from projections.framework import (ProjectionFailed, ProjectionRunner, ReadModelStore, RebuildInterrupted, Tables,
+                                   VerifyInterrupted)
 from projections.pipeline import FUNNEL_STAGES, PipelineProjection
 
 if TYPE_CHECKING:
@@ -89,5 +90,5 @@ def build_read_models(app: TuohuApplication, settings: Settings) -> ReadModels:
 
 build_pipeline = build_read_models  # the name the first read model was built under
 
-__all__ = ["FUNNEL_STAGES", "ProjectionFailed", "ReadModels", "RebuildInterrupted", "build_pipeline", "build_read_models",
+__all__ = ["FUNNEL_STAGES", "ProjectionFailed", "ReadModels", "RebuildInterrupted", "VerifyInterrupted", "build_pipeline", "build_read_models",
            "make_engine"]

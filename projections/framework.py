@@ -692,6 +692,19 @@ class RebuildInterrupted(Exception):
         super().__init__(f"rebuild of {', '.join(self.names)} {said}; the live tables are unchanged and still served")
 
 
+class VerifyInterrupted(Exception):
+    """A ``verify`` stopped when asked to (its ``stop`` event set): the scratch tables of the projection it
+    was checking were dropped. ``checked``: the projections compared before it stopped; ``at``: the one it
+    was checking; ``mismatches``: those found in ``checked`` (as :meth:`ProjectionRunner.verify` returns)."""
+
+    def __init__(self, checked: Sequence[str], at: str, mismatches: list[dict[str, Any]]) -> None:
+        self.checked, self.at, self.mismatches = list(checked), at, list(mismatches)
+        done = (f"{', '.join(self.checked)} compared ({len(self.mismatches)} tables differ)" if self.checked
+                else "nothing compared")
+        super().__init__(f"verify stopped while checking {at}: {done}; its scratch tables were dropped; "
+                         "the live tables are unchanged")
+
+
 def describe_fill(reached: dict[str, tuple[int, int]], head: int) -> str:
     """How far generations had been filled, for ``{projection: (generation, position)}`` and the log's
     ``head``: ``generation 3 of pipeline, actors at position 20,000 of 59,680``, or
@@ -1487,11 +1500,23 @@ class ProjectionRunner:
             helping.kill()
             raise
 
-    def verify(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def verify(self, names: Sequence[str] | None = None, stop: threading.Event | None = None) -> list[dict[str, Any]]:
         """Rebuild each projection into scratch tables up to the live position and compare
-        checksums of every table. Returns the mismatches (empty when all agree)."""
+        checksums of every table. Returns the mismatches (empty when all agree).
+
+        ``stop``: when it is set (by a signal handler, say), the check stops before its next batch,
+        drops its scratch tables and raises :class:`VerifyInterrupted`. Raises
+        :class:`ProjectionFailed` when a projection fails in the scratch fill, or when another
+        process dropped or filled the scratch tables meanwhile."""
+        def stopping() -> None:
+            if stop is not None and stop.is_set():
+                raise _StopAsked()
+
         mismatches = []
+        checked: list[str] = []
         for name in names or list(self.store.projections):
+            if stop is not None and stop.is_set():
+                raise VerifyInterrupted(checked, name, mismatches)
             with self._lock:
                 with self.store.engine.connect() as conn:
                     # One snapshot: a runner in another process (a server's) may apply events meanwhile.
@@ -1501,8 +1526,10 @@ class ProjectionRunner:
                     conn.rollback()
             scratch = self.store.new_generation(name)
             try:
-                self.fill(name, scratch, until=position)
+                self.fill_many({name: scratch}, until=position, between=stopping)
                 rebuilt = self.store.checksum(name, scratch)
+            except _StopAsked:
+                raise VerifyInterrupted(checked, name, mismatches) from None
             except _Moved:
                 raise ProjectionFailed(name, position, "the scratch tables of this check were dropped or filled "
                                                        "by another process meanwhile; run verify again") from None
@@ -1513,6 +1540,7 @@ class ProjectionRunner:
                 if rebuilt.get(table) != digest:
                     mismatches.append({"projection": name, "table": table, "position": position,
                                        "live": digest, "rebuilt": rebuilt.get(table)})
+            checked.append(name)
         return mismatches
 
     @contextmanager

@@ -272,3 +272,23 @@ def test_status_shows_what_a_killed_rebuild_left_and_the_next_rebuild_drops_it(s
             for row in json.loads(after.stdout)] == [(3, 1, [])] * 4
     assert {(p, g) for p, g in tracking(store)} == {(name, g) for name in status for g in (1, 3)}
     assert not any(re.search(r"_g2(_|$)", name) for name in tables(store))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_verify_stopped_by_a_signal_drops_its_scratch_tables_and_says_so(store: Path, rebuilds: list,
+                                                                           sig: signal.Signals) -> None:
+    before = tables(store)
+    verify = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "projections", "verify"], cwd=ROOT,
+                              env=_env(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rebuilds.append(verify)
+    wait_until(lambda: filled(store, "pipeline", 2), verify, "a batch of the scratch generation")
+
+    verify.send_signal(sig)
+    out, err = verify.communicate(timeout=120)
+
+    assert verify.returncode == 128 + sig, (out, err)
+    [line] = err.strip().splitlines()
+    assert re.fullmatch(rf"{sig.name}: verify stopped while checking pipeline: nothing compared; its scratch "
+                        r"tables were dropped; the live tables are unchanged", line), line
+    assert tables(store) == before
+    assert ("pipeline", 2) not in tracking(store)
