@@ -294,15 +294,15 @@ def test_status_during_a_verify_shows_its_scratch_generation_as_unfinished(demo,
     _application, read_models = demo
     store, runner = read_models.store, read_models.runner
     seen: list[dict[str, Any]] = []
-    fill = runner.fill
+    fill_many = runner.fill_many
 
-    def fill_and_look(name: str, generation: int, *args: Any, **kwargs: Any) -> int:
-        position = fill(name, generation, *args, **kwargs)
-        if name == "team":
+    def fill_and_look(targets: dict[str, int], *args: Any, **kwargs: Any) -> dict[str, int]:
+        positions = fill_many(targets, *args, **kwargs)
+        if "team" in targets:
             seen.extend(row for row in runner.status() if row["projection"] == "team")
-        return position
+        return positions
 
-    monkeypatch.setattr(runner, "fill", fill_and_look)
+    monkeypatch.setattr(runner, "fill_many", fill_and_look)
 
     assert runner.verify() == []
 
