@@ -238,6 +238,8 @@ def actor(
             start, end = period_range(period)
         except ValueError as exc:
             raise _fail(str(exc)) from None
+    if start is not None and end is not None and _utc(end) <= _utc(start):  # type: ignore[operator]
+        raise _fail(f"--to must be after --from ({_utc(start).isoformat()}); got {_utc(end).isoformat()}")  # type: ignore[union-attr]
     try:
         after = reports.decode_cursor(cursor, ("time", "position"))
     except reports.ReportError as exc:

@@ -211,3 +211,11 @@ def test_a_cursor_the_actor_trail_did_not_give_out_is_a_422(client: TestClient, 
     refused = get(client, "/audit/actors/mgr-li", status=422, cursor="bm90LWEtY3Vyc29y")
 
     assert (refused["code"], refused["field"]) == ("invalid_value", "cursor")
+
+
+def test_an_actor_trail_whose_range_ends_before_it_starts_is_a_422_naming_to(client: TestClient,
+                                                                             customer: str) -> None:
+    refused = get(client, "/audit/actors/mgr-li", status=422,
+                  **{"from": "2024-02-01T00:00:00Z", "to": "2023-02-01T00:00:00Z"})
+
+    assert (refused["code"], refused["field"]) == ("invalid_value", "to")

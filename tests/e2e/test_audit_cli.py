@@ -306,3 +306,10 @@ def test_erase_then_history_reads_erased_and_verify_still_passes(store: dict[str
     assert verified.returncode == 0, verified.stderr
     for path in store["dir"].iterdir():
         assert NAME.encode() not in path.read_bytes(), path
+
+
+def test_the_actor_trail_refuses_a_range_ending_before_it_starts(store: dict[str, Any]) -> None:
+    refused = tuohu(store["dir"], "audit", "actor", "rev-wang", "--from", "2024-02-01", "--to", "2023-02-01")
+
+    assert refused.returncode == 2
+    assert "--to must be after --from" in refused.stderr

@@ -149,6 +149,8 @@ def actor_trail(
     for name, moment in (("from", start), ("to", end)):
         if moment is not None and moment.tzinfo is None:
             raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
+    if start is not None and end is not None and end <= start:
+        raise InvalidValue("to", f"must be after from ({start.isoformat()}); got {end.isoformat()}")
     try:
         after = reports.decode_cursor(cursor, ("time", "position"))
     except reports.ReportError as exc:
