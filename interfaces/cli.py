@@ -455,6 +455,15 @@ def _one_line(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _projection_services(name: str | None) -> Any:
+    """The read models, after checking that ``name`` (when given) is one of their projections (exit 2)."""
+    _settings, _application, read_models = _services()
+    if name is not None and name not in read_models.store.projections:
+        console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
+        raise typer.Exit(2)
+    return read_models
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: Annotated[Optional[str], typer.Argument(help="One projection; all when omitted")] = None,
@@ -465,10 +474,7 @@ def projections_rebuild(
     ended, the unfinished tables are dropped, the live ones stay as they were; one line says so
     (exit 130 for SIGINT, 143 for SIGTERM). A failure drops the unfinished tables too (exit 1)."""
     with _StopOnSignal() as stopping:
-        _settings, _application, read_models = _services()
-        if name is not None and name not in read_models.store.projections:
-            console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
-            raise typer.Exit(2)
+        read_models = _projection_services(name)
         from projections import ProjectionFailed, RebuildInterrupted
         from projections.helper import HelperFailed
 
@@ -499,10 +505,7 @@ def projections_verify(
     Ctrl-C (SIGINT) or SIGTERM stops it at its next batch: its scratch tables are dropped and one
     line says what was compared (exit 130 for SIGINT, 143 for SIGTERM)."""
     with _StopOnSignal() as stopping:
-        _settings, _application, read_models = _services()
-        if name is not None and name not in read_models.store.projections:
-            console.print(f"[red]no projection {name!r}; known: {', '.join(read_models.store.projections)}[/red]")
-            raise typer.Exit(2)
+        read_models = _projection_services(name)
         from projections import ProjectionFailed, VerifyInterrupted
 
         try:

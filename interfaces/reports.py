@@ -170,7 +170,9 @@ def risk_register(rm: ReadModels, scope: Scope = None, limit: int = DEFAULT_LIMI
     return {**counts, **_page(rows, limit, queries.RISK_KEY, total, items="cases")}
 
 
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+MONTH_PATTERN = r"\d{4}-(0[1-9]|1[0-2])"
+"""A month ``YYYY-MM`` (01 to 12): the funnel's ``month_from`` / ``month_to``, here and on the route."""
+_MONTH = re.compile(MONTH_PATTERN)
 
 
 def funnel(rm: ReadModels, by: str | None = None, month_from: str | None = None,

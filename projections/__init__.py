@@ -90,5 +90,5 @@ def build_read_models(app: TuohuApplication, settings: Settings) -> ReadModels:
 
 build_pipeline = build_read_models  # the name the first read model was built under
 
-__all__ = ["FUNNEL_STAGES", "ProjectionFailed", "ReadModels", "RebuildInterrupted", "VerifyInterrupted", "build_pipeline", "build_read_models",
-           "make_engine"]
+__all__ = ["FUNNEL_STAGES", "ProjectionFailed", "ReadModels", "RebuildInterrupted", "VerifyInterrupted",
+           "build_pipeline", "build_read_models", "make_engine"]

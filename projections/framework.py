@@ -1401,11 +1401,7 @@ class ProjectionRunner:
         names = [names] if isinstance(names, str) else list(names or self.store.projections)
         targets: dict[str, int] = {}
         started = _now()
-
-        def stopping() -> None:
-            if stop is not None and stop.is_set():
-                raise _StopAsked()
-
+        stopping = _stop_check(stop)
         try:
             stopping()
             for name in names:
@@ -1508,10 +1504,7 @@ class ProjectionRunner:
         drops its scratch tables and raises :class:`VerifyInterrupted`. Raises
         :class:`ProjectionFailed` when a projection fails in the scratch fill, or when another
         process dropped or filled the scratch tables meanwhile."""
-        def stopping() -> None:
-            if stop is not None and stop.is_set():
-                raise _StopAsked()
-
+        stopping = _stop_check(stop)
         mismatches = []
         checked: list[str] = []
         for name in names or list(self.store.projections):
@@ -1665,7 +1658,16 @@ class _Moved(Exception):
 
 
 class _StopAsked(Exception):
-    """A rebuild's ``stop`` event is set (:meth:`ProjectionRunner.rebuild` raises :class:`RebuildInterrupted`)."""
+    """A rebuild's or a verify's ``stop`` event is set (they raise :class:`RebuildInterrupted` or
+    :class:`VerifyInterrupted`)."""
+
+
+def _stop_check(stop: threading.Event | None) -> Callable[[], None]:
+    """A check for the safe points of a long fill: raises :class:`_StopAsked` once ``stop`` is set."""
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise _StopAsked()
+    return check
 
 
 def table_exists(engine: Engine, name: str) -> bool:

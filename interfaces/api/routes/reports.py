@@ -27,7 +27,7 @@ queries = APIRouter(tags=["reports"])
 Format = Annotated[Literal["json", "csv", "xlsx"], Query(description="json (default), csv or xlsx")]
 Period = Annotated[str, Query(pattern=r"^\d{4}(-(0[1-9]|1[0-2]|Q[1-4]|H[12]))?$",
                               description="2009-05 (month), 2009-Q3, 2009-H1 or 2009", examples=["2009-Q3"])]
-Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Month = Annotated[str | None, Query(pattern=f"^{reports.MONTH_PATTERN}$", description="YYYY-MM")]
 Text = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")]
 Limit = Annotated[int, Query(ge=1, le=reports.MAX_LIMIT,
                              description=f"rows per page ({reports.DEFAULT_LIMIT} by default, "
