@@ -120,6 +120,7 @@ class ActorTrailProjection(Projection):
     name = "actors"
     specs = (TableSpec("actors", _actor_columns), TableSpec("actor_reasons", _reason_columns),
              TableSpec("actor_owners", _owner_columns))
+    event_rows = "actors"
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         batch.preload("actor_owners", {str(e.originator_id) for e in events
@@ -128,21 +129,28 @@ class ActorTrailProjection(Projection):
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         return {}
 
+    def event_row(self, position: int, event: Any) -> dict[str, Any]:
+        """The ``actors`` row of ``event`` at ``position``: who, on what, when, and the decision if it is one."""
+        kind = type(event)
+        owner, event_type, summary, _, _, _ = _FACTS.get(kind) or _facts(kind)
+        return {
+            "position": position, "actor_id": event.actor_id, "actor_role": event.actor_role,
+            "aggregate_type": owner, "aggregate_id": uuid_text(event.originator_id), "event_type": event_type,
+            "occurred_at": event.occurred_at, "recorded_at": event.timestamp,
+            "is_decision": summary is not None, "decision": summary(event) if summary else None,
+        }
+
     def apply(self, batch: Batch, event: Any) -> None:
         kind = type(event)
         facts = _FACTS.get(kind) or _facts(kind)
-        owner, event_type, summary, owned, personal_reason, erasure = facts
+        owner, _, _, owned, personal_reason, erasure = facts
         aggregate_id = uuid_text(event.originator_id)
         if owned:
             given = getattr(event, "customer_id", None)
             if given is not None and batch.get("actor_owners", aggregate_id) is None:
                 batch.put("actor_owners", {"aggregate_id": aggregate_id, "customer_id": uuid_text(given)})
-        batch.add("actors", {
-            "position": batch.position, "actor_id": event.actor_id, "actor_role": event.actor_role,
-            "aggregate_type": owner, "aggregate_id": aggregate_id, "event_type": event_type,
-            "occurred_at": event.occurred_at, "recorded_at": event.timestamp,
-            "is_decision": summary is not None, "decision": summary(event) if summary else None,
-        })
+        if not batch.row_elsewhere(event):
+            batch.add("actors", self.event_row(batch.position, event))
         if event.reason is not None:
             # kept with the customer whose key encrypts it (None when not personal), to be erased with it
             batch.add("actor_reasons", {"position": batch.position, "reason": event.reason,

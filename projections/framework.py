@@ -32,7 +32,7 @@ from operator import itemgetter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Collection, Iterable, Iterator, Sequence
 
 from eventsourcing.utils import resolve_topic
 from sqlalchemy import (
@@ -200,6 +200,16 @@ class Batch:
         """Whether :meth:`flush` keeps its writes for :meth:`write_deferred` (a fill that applies a
         batch's events in memory before it takes the database's write lock)."""
         self._deferred: list[Callable[[], None]] = []
+        self.elsewhere: tuple[frozenset[type] | None, int] | None = None
+        """``(event classes or None for all, last position)``: the events whose row of the projection's
+        :attr:`Projection.event_rows` table another process writes (a rebuild's helper), or None."""
+
+    def row_elsewhere(self, event: Any) -> bool:
+        """Whether another process writes the row of :attr:`Projection.event_rows` for ``event``, the
+        event being applied (at :attr:`position`): the projection's ``apply`` leaves it out then."""
+        elsewhere = self.elsewhere
+        return (elsewhere is not None and self.position <= elsewhere[1]
+                and (elsewhere[0] is None or type(event) in elsewhere[0]))
 
     def _query(self, statement: Any) -> Any:
         """``conn.execute(statement)`` for a read; refused while a flush's writes wait in a deferred batch,
@@ -624,6 +634,17 @@ class Projection:
     that apply few of the log's events, so that the second process, which decodes only
     those (:meth:`event_classes`), takes about as long as the first."""
 
+    event_rows: ClassVar[str | None] = None
+    """The base name of a table each row of which depends on one event alone and is keyed by its
+    position (:meth:`event_row`), or None. A projection with one is not versioned. When a rebuild
+    fills other projections in a second process, that process writes these rows for the events it
+    decodes anyway, and this projection's :meth:`apply` leaves them out (:meth:`Batch.row_elsewhere`):
+    the two processes share the work (:meth:`ProjectionRunner.rebuild`)."""
+
+    def event_row(self, position: int, event: Any) -> dict[str, Any] | None:
+        """The row of :attr:`event_rows` for ``event`` at notification id ``position``, or None (it has none)."""
+        raise NotImplementedError
+
     def handlers(self) -> dict[type, Callable[[Batch, Any], None]]:
         """Event class -> handler. Events without a handler leave the projection's rows alone."""
         raise NotImplementedError
@@ -983,6 +1004,9 @@ class ProjectionRunner:
         with one, :meth:`rebuild` fills the projections marked ``fill_apart`` in a helper process."""
         self.helper_threshold = 200_000
         """The fewest events in the log for :meth:`rebuild` to start a helper (which takes a second or two)."""
+        self._elsewhere: dict[tuple[str, int], tuple[frozenset[type] | None, int]] = {}
+        """``{(projection, generation): (event classes, last position)}`` of the fills now running whose
+        :attr:`Projection.event_rows` another process writes (:meth:`fill_many`'s ``elsewhere``)."""
         self._wanted = threading.Event()
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
 
@@ -1048,7 +1072,9 @@ class ProjectionRunner:
 
     def fill_many(self, targets: dict[str, int], until: int | None = None,
                   keep: EventFilter | None = None, read_through: dict[str, Tables] | None = None,
-                  between: Callable[[], None] | None = None) -> dict[str, int]:
+                  between: Callable[[], None] | None = None,
+                  elsewhere: dict[str, tuple[frozenset[type] | None, int]] | None = None,
+                  riders: dict[str, int] | None = None, defer_indexes: Collection[str] = ()) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
         log, decoding each event once. Returns ``{projection: position}``. ``between`` is
         called before each batch and before the indexes are built (it may raise to stop the
@@ -1058,6 +1084,14 @@ class ProjectionRunner:
         between batches (:class:`FillMemory`), so no batch reads them back.
         ``read_through`` (``{projection: tables}``) makes the batches read rows from
         other tables than they write (an as-of overlay, :func:`as_of_tables`).
+
+        Sharing a rebuild between two processes (:meth:`_fill_first`): ``riders``
+        (``{projection: generation}``, projections not among ``targets``) has this pass also write
+        the rows of their :attr:`Projection.event_rows` tables for the events of the targets' classes
+        it decodes, up to ``until``, in a transaction per batch that moves no position; ``elsewhere``
+        (``{projection: (event classes or None for all, last position)}``) tells targets' batches
+        which of those rows another pass writes (:meth:`Batch.row_elsewhere`); the indexes of
+        ``defer_indexes`` are left for a later fill to build (another process still writes rows).
         """
         read_through = read_through or {}
         positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
@@ -1072,32 +1106,49 @@ class ProjectionRunner:
             wanted = self.store.projections[name].event_classes()
             classes = None if wanted is None or classes is None or keep is not None else classes | wanted
         topics = _Wanted(classes) if classes is not None else None
-        while True:
-            low = min(positions.values())
-            if until is not None and low >= until:
-                break
-            limit = self.fill_batch_size if until is None else min(self.fill_batch_size, until - low)
-            if between is not None:
-                between()
-            with _collector_paused():
-                if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics):
+        rider = None
+        if riders:
+            if until is None or keep is not None or read_through:
+                raise ValueError("riders are written up to a given position, in a fill of every event")
+            rider = _Rider(self.store, riders, classes, until)
+        mine = {(name, targets[name]): value for name, value in (elsewhere or {}).items() if name in targets}
+        self._elsewhere.update(mine)
+        try:
+            while True:
+                low = min(positions.values())
+                if until is not None and low >= until:
                     break
+                limit = self.fill_batch_size if until is None else min(self.fill_batch_size, until - low)
+                if between is not None:
+                    between()
+                with _collector_paused():
+                    if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics,
+                                            rider):
+                        break
+        finally:
+            for key in mine:
+                self._elsewhere.pop(key, None)
         if between is not None:
             between()  # once more before the indexes are built, which may take a while
         for name, generation in targets.items():
-            self.store.create_indexes(name, generation)
+            if name not in defer_indexes:
+                self.store.create_indexes(name, generation)
         return positions
 
     def _fill_batch(self, targets: dict[str, int], positions: dict[str, int], memories: dict[str, FillMemory | None],
                     low: int, limit: int, keep: EventFilter | None,
-                    read_through: dict[str, Tables] | None = None, topics: _Wanted | None = None) -> bool:
+                    read_through: dict[str, Tables] | None = None, topics: _Wanted | None = None,
+                    rider: _Rider | None = None) -> bool:
         """Apply the next ``limit`` events after ``low`` to each target; False at the head.
 
         With ``topics``, only the events of the topics it wants are decoded, and the last one
-        (the targets' new position, whose time the tracking keeps)."""
+        (the targets' new position, whose time the tracking keeps). With a ``rider``, its rows
+        of the decoded events are written too (see :meth:`fill_many`)."""
         decoded = self._read(low + 1, limit, topics)
         if not decoded:
             return False
+        if rider is not None:
+            rider.write(decoded)
         last = decoded[-1][0]
         if keep is not None:
             decoded = [(i, e) for i, e in decoded if keep(e)]
@@ -1167,6 +1218,7 @@ class ProjectionRunner:
         mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
         with self.store.engine.connect() as conn:
             batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
+            batch.elsewhere = self._elsewhere.get((projection.name, generation))
             if memory is None:
                 self._claim(conn, mine, position)
                 projection.prefetch(batch, [e for _, e in projection.relevant(events)])
@@ -1476,13 +1528,23 @@ class ProjectionRunner:
         ``between`` is called before each batch and while waiting for the helper (it may raise to
         stop; the helper is ended then)."""
         apart = {name: g for name, g in targets.items() if self.store.projections[name].fill_apart}
-        if (self.helper is None or not apart or len(apart) == len(targets)
-                or (self.recorder.max_notification_id() or 0) < self.helper_threshold):
+        head = self.recorder.max_notification_id() or 0
+        if self.helper is None or not apart or len(apart) == len(targets) or head < self.helper_threshold:
             self.fill_many(targets, between=between)
             return
         from projections import helper
 
-        helping = helper.start(self.helper, apart)
+        # The helper also writes the rows of one event alone (Projection.event_rows) of the events it
+        # decodes for its own projections, up to the head as it stands now; this process leaves them out.
+        projections = self.store.projections
+        ours = {name: g for name, g in targets.items() if name not in apart}
+        riders = {name: g for name, g in ours.items()
+                  if projections[name].event_rows is not None and not projections[name].checkpoint_every}
+        classes: frozenset[type] | None = frozenset()
+        for name in apart:
+            wanted = projections[name].event_classes()
+            classes = None if wanted is None or classes is None else classes | wanted
+        helping = helper.start(self.helper, apart, until=head, riders=riders)
 
         def check() -> None:
             if between is not None:
@@ -1490,7 +1552,9 @@ class ProjectionRunner:
             helping.check()
 
         try:
-            self.fill_many({name: g for name, g in targets.items() if name not in apart}, between=check)
+            # up to the same head: the events after it are the next fill's, here, all rows included
+            self.fill_many(ours, until=head, between=check, elsewhere=dict.fromkeys(riders, (classes, head)),
+                           defer_indexes=riders)
             helping.result(between)
         except BaseException:
             helping.kill()
@@ -1574,6 +1638,48 @@ class ProjectionRunner:
         generation = self.store.new_generation(name)
         self.fill(name, generation, until=until, keep=keep)
         return self.store.tables(name, generation)
+
+
+class _Rider:
+    """The rows of other projections' :attr:`Projection.event_rows` tables that a fill writes for the
+    events it decodes (:meth:`ProjectionRunner.fill_many`'s ``riders``): those of ``classes`` (None: every
+    class) up to position ``until``, into the generations of ``riders`` (``{projection: generation}``)."""
+
+    def __init__(self, store: ReadModelStore, riders: dict[str, int], classes: frozenset[type] | None,
+                 until: int) -> None:
+        self.store, self.classes, self.until = store, classes, until
+        self.parts: list[tuple[Projection, Table]] = []
+        for name, generation in riders.items():
+            projection = store.projections[name]
+            if projection.event_rows is None or projection.checkpoint_every:
+                raise ValueError(f"{name} has no rows of one event alone for another fill to write")
+            self.parts.append((projection, getattr(store.tables(name, generation), projection.event_rows)))
+
+    def write(self, decoded: Sequence[tuple[int, Any]]) -> None:
+        """Write the rows of ``decoded`` (``(position, event)``) in one transaction; a failing event
+        raises :class:`ProjectionFailed` at it, for its projection."""
+        classes, until = self.classes, self.until
+        events = [(i, e) for i, e in decoded if i <= until and (classes is None or type(e) in classes)]
+        if not events:
+            return
+        with self.store.engine.connect() as conn:
+            for projection, table in self.parts:
+                rows = []
+                make = projection.event_row
+                for position, event in events:
+                    try:
+                        row = make(position, event)
+                    except Exception as exc:  # noqa: BLE001 - reported at its event, as a handler's failure is
+                        raise ProjectionFailed(projection.name, position, f"{type(exc).__name__}: {exc}") from exc
+                    if row is not None:
+                        rows.append(row)
+                if rows:
+                    if conn.dialect.name == "sqlite":
+                        conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
+                    _write_many(conn, table, rows, upsert=False)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size={_DEFAULT_CACHE_KIB}")
+            conn.commit()
 
 
 class _Wanted:

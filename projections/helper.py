@@ -61,7 +61,8 @@ class HelperFailed(RuntimeError):
 class Helper:
     """A helper process filling generations; :meth:`result` waits for its positions."""
 
-    def __init__(self, recipe: Recipe, targets: dict[str, int]) -> None:
+    def __init__(self, recipe: Recipe, targets: dict[str, int], until: int | None = None,
+                 riders: dict[str, int] | None = None) -> None:
         self.targets = targets
         read, write = os.pipe()
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tuohu's packages, as imported here
@@ -75,7 +76,7 @@ class Helper:
         self._results = os.fdopen(read, "rb")
         assert self._process.stdin is not None
         with self._process.stdin as given:
-            given.write(pickle.dumps((recipe, targets)))
+            given.write(pickle.dumps((recipe, targets, until, riders or {})))
 
     def result(self, between: Callable[[], None] | None = None, interval: float = 0.1) -> dict[str, int]:
         """The helper's positions (``{projection: position}``), when it is done; raises the
@@ -126,9 +127,12 @@ def _exit_status(code: int) -> str:
     return f"exit code {code}"
 
 
-def start(recipe: Recipe, targets: dict[str, int]) -> Helper:
-    """Start a helper filling ``targets`` (``{projection: generation}``) with a runner from ``recipe``."""
-    return Helper(recipe, targets)
+def start(recipe: Recipe, targets: dict[str, int], until: int | None = None,
+          riders: dict[str, int] | None = None) -> Helper:
+    """Start a helper filling ``targets`` (``{projection: generation}``) up to ``until`` (or the head) with a
+    runner from ``recipe``, writing on the way the rows of one event alone of ``riders`` (``{projection:
+    generation}``) for the events it decodes (:meth:`~projections.framework.ProjectionRunner.fill_many`)."""
+    return Helper(recipe, targets, until, riders)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -147,11 +151,11 @@ def main() -> None:
 
     out, parent = int(sys.argv[1]), int(sys.argv[2])
     _die_with_parent(parent)
-    recipe, targets = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by our parent
+    recipe, targets, until, riders = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by our parent
     outcome: tuple[str, Any]
     try:
         with recipe() as runner:
-            outcome = ("ok", runner.fill_many(targets))
+            outcome = ("ok", runner.fill_many(targets, until=until, riders=riders))
     except ProjectionFailed as failure:
         outcome = ("failed", (failure.projection, failure.position, failure.error))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it

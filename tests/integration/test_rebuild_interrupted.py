@@ -185,8 +185,8 @@ def _capture_helpers(monkeypatch: pytest.MonkeyPatch) -> list[helper.Helper]:
     started: list[helper.Helper] = []
     start = helper.start
 
-    def capturing(recipe: Any, targets: dict[str, int]) -> helper.Helper:
-        started.append(start(recipe, targets))
+    def capturing(recipe: Any, targets: dict[str, int], **options: Any) -> helper.Helper:
+        started.append(start(recipe, targets, **options))
         return started[-1]
 
     monkeypatch.setattr(helper, "start", capturing)
