@@ -136,6 +136,53 @@ class PersonalDataUnreadable(RuntimeError):
     """A stored envelope does not decrypt with its customer's key: the stored bytes were altered."""
 
 
+class PersonalFieldNotRead(LookupError):
+    """A personal field left sealed by :meth:`PersonalDataMapper.to_domain_events` (its reader did not ask
+    for it) was used: the projection reading it must name it in its ``personal_fields_read``."""
+
+
+class Sealed:
+    """A personal field :meth:`PersonalDataMapper.to_domain_events` was not asked to decrypt.
+
+    It stands in the event's state for the envelope (or clear value) so that a reader that did not declare
+    the field cannot store ciphertext, or act on it, without noticing: every use of it - ``str``,
+    ``format``, comparison, ``hash``, truth, length, iteration, ``[...]``, ``in``, attributes -
+    raises :class:`PersonalFieldNotRead` naming the event topic and the field. ``repr`` works (error
+    messages print events). One instance per topic and field (:func:`sealed`)."""
+
+    __slots__ = ("_field", "_topic")
+
+    def __init__(self, topic: str, field: str) -> None:
+        object.__setattr__(self, "_topic", topic)
+        object.__setattr__(self, "_field", field)
+
+    def __repr__(self) -> str:
+        return f"<sealed {object.__getattribute__(self, '_field')}>"
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        topic, field = object.__getattribute__(self, "_topic"), object.__getattribute__(self, "_field")
+        raise PersonalFieldNotRead(f"{topic}.{field} was read but not decrypted: the personal fields a projection "
+                                   f"reads must be named in its personal_fields_read ({field!r} of {topic})")
+
+    def __getattr__(self, name: str) -> Any:
+        self._refuse()
+
+    __setattr__ = __delattr__ = __str__ = __format__ = __bytes__ = __bool__ = __len__ = __iter__ = _refuse
+    __getitem__ = __contains__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
+    __int__ = __float__ = __index__ = __add__ = __radd__ = _refuse
+
+
+_SEALED: dict[tuple[str, str], Sealed] = {}
+
+
+def sealed(topic: str, field: str) -> Sealed:
+    """The :class:`Sealed` stand-in of ``field`` of events with ``topic`` (one per topic and field)."""
+    found = _SEALED.get((topic, field))
+    if found is None:
+        found = _SEALED[(topic, field)] = Sealed(topic, field)
+    return found
+
+
 # --------------------------------------------------------------------------
 # Key stores: tuohu_keys (customer_id, key, created_at, destroyed_at)
 # --------------------------------------------------------------------------
@@ -649,15 +696,23 @@ class PersonalDataMapper(Mapper[UUID]):
         self._reveal(domain_event.__dict__, stored_event.originator_id, topic, personal_fields(topic))
         return domain_event
 
-    def to_domain_events(self, rows: Sequence[StoredRow]) -> list[Any]:
+    def to_domain_events(self, rows: Sequence[StoredRow],
+                         fields: Callable[[str], tuple[str, ...]] | None = None) -> list[Any]:
         """:meth:`to_domain_event` of each stored event ``(notification id, originator id, originator
         version, topic, state)`` (:func:`application.decoding.stored_rows`), in order: equal events,
         in fewer steps. The state is decoded by a :class:`application.decoding.StateDecoder`; the
         event is made as the library's mapper makes it (topic resolved once per topic, originator id
         converted, class version upcast), and its personal fields are decrypted. An event the
-        fast path cannot make is made by :meth:`to_domain_event`, which raises the library's error."""
+        fast path cannot make is made the library's way, which raises the library's error.
+
+        ``fields``: the personal fields to decrypt of the events of a topic, by topic (called once
+        per topic and call); None decrypts them all. The other personal fields an event carries
+        are not decrypted: each reads as the :class:`Sealed` stand-in of its topic and field, which
+        raises :class:`PersonalFieldNotRead` when used. Owners are noted and erased keys forgotten
+        for every event either way."""
         decode = self._states().decode
         kinds = self._kinds
+        plans: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         events = []
         for _, originator_id, originator_version, topic, stored in rows:
             try:
@@ -678,9 +733,17 @@ class PersonalDataMapper(Mapper[UUID]):
                 event = object.__new__(cls)
                 object.__setattr__(event, "__dict__", state)
             except Exception:  # noqa: BLE001 - made again the library's way, which raises its own error
-                events.append(self.to_domain_event(StoredEvent(originator_id, originator_version, topic, stored)))
-                continue
-            self._reveal(state, originator_id, topic, personal)
+                event = super().to_domain_event(StoredEvent(originator_id, originator_version, topic, stored))
+                state, personal = event.__dict__, personal_fields(topic)
+            if fields is None:
+                self._reveal(state, originator_id, topic, personal)
+            else:
+                plan = plans.get(topic)
+                if plan is None:
+                    wanted = fields(topic)
+                    plan = plans[topic] = (tuple(n for n in personal if n in wanted),
+                                           tuple(n for n in personal if n not in wanted))
+                self._reveal(state, originator_id, topic, *plan)
             events.append(event)
         return events
 
@@ -700,14 +763,19 @@ class PersonalDataMapper(Mapper[UUID]):
         found = self._kinds[(topic, id_type)] = (cls, to_id, getattr(cls, "class_version", 1), personal_fields(topic))
         return found
 
-    def _reveal(self, state: dict[str, Any], originator_id: Any, topic: str, personal: tuple[str, ...]) -> None:
-        """The steps after the library's mapper: note the owner, decrypt the personal fields, forget an erased key."""
+    def _reveal(self, state: dict[str, Any], originator_id: Any, topic: str, personal: tuple[str, ...],
+                kept: tuple[str, ...] = ()) -> None:
+        """The steps after the library's mapper: note the owner, decrypt the personal fields ``personal``
+        and put a :class:`Sealed` stand-in in place of those ``kept`` sealed, forget an erased key."""
         if "customer_id" in state:
             self._note_owner(str(originator_id), state["customer_id"])
         for name in personal:
             value = state.get(name)
             if type(value) is dict and "_enc" in value:
                 state[name] = self._open(value, topic, name)
+        for name in kept:
+            if name in state:
+                state[name] = sealed(topic, name)
         if topic == ERASED_TOPIC:
             self.keys.forget(str(originator_id))
 

@@ -122,6 +122,10 @@ class ActorTrailProjection(Projection):
              TableSpec("actor_owners", _owner_columns))
     event_rows = "actors"
 
+    def personal_fields_read(self, event_class: type) -> tuple[str, ...]:
+        """The ``reason`` of every event (kept in ``actor_reasons``); no other personal field."""
+        return ("reason",)
+
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         batch.preload("actor_owners", {str(e.originator_id) for e in events
                                        if type(e).__qualname__.split(".")[0] in _OWNED})

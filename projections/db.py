@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from psycopg.adapt import Dumper
 from sqlalchemy import Engine, create_engine, event
 
+from application.privacy import Sealed
 from application.settings import Settings
 
 
@@ -23,4 +25,18 @@ def make_engine(settings: Settings) -> Engine:
 
         return engine
     schema = settings.database_schema
-    return create_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _refuse_sealed(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.adapters.register_dumper(Sealed, _SealedDumper)
+
+    return engine
+
+
+class _SealedDumper(Dumper):
+    """A personal field left sealed (:class:`application.privacy.Sealed`) written to a row: raises its
+    :class:`application.privacy.PersonalFieldNotRead` (as SQLite's driver does), not psycopg's "cannot adapt"."""
+
+    def dump(self, obj: Sealed) -> bytes:
+        return str(obj).encode()

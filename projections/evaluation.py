@@ -245,6 +245,10 @@ class TeamProjection(Projection):
         TableSpec("team_keys", _team_key_columns),
     )
 
+    def personal_fields_read(self, event_class: type) -> tuple[str, ...]:
+        """No personal field: staff, schemes and targets carry no customer's personal data."""
+        return ()
+
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         batch.preload("team_keys", {str(e.originator_id) for e in events
                                     if _aggregate(e) in ("Staff", "AppraisalScheme", "Target")})
@@ -455,6 +459,11 @@ class EvaluationProjection(Projection):
         TableSpec("eval_staff", _eval_staff_columns),
         TableSpec("eval_portfolios", _eval_portfolio_columns),
     )
+
+    def personal_fields_read(self, event_class: type) -> tuple[str, ...]:
+        """No personal field: the flows count customers, visits and business figures, never a name or a text
+        about a person."""
+        return ()
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         customer_ids: set[str] = set()

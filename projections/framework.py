@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
+import inspect as pyinspect
 import json
 import logging
 import threading
@@ -56,6 +57,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from application.decoding import UUIDs, stored_rows
+from application.privacy import personal_fields
 from projections.textsearch import TextIndexes, TextSearch
 
 log = logging.getLogger(__name__)
@@ -656,6 +658,19 @@ class Projection:
             return None
         return frozenset(self._handlers)
 
+    def personal_fields_read(self, event_class: type) -> tuple[str, ...] | None:
+        """The personal fields of events of ``event_class`` (named as in
+        :func:`application.privacy.personal_fields` of its topic: ``("display_name",)``, ``("reason",)``)
+        that this projection's :meth:`apply`, handlers or :meth:`prefetch` read; ``()`` for none, None
+        for all of them (the default: a projection that does not say). A name that is not a personal
+        field of the class is ignored.
+
+        The runner decrypts only the personal fields that the projections it fills read
+        (:meth:`ProjectionRunner._read`); any other reads as a stand-in that raises
+        :class:`application.privacy.PersonalFieldNotRead` when used, so a handler that reads a field
+        not named here stops the projection at that event (:class:`ProjectionFailed`)."""
+        return None
+
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         """Load the rows ``events`` will touch (optional optimisation)."""
 
@@ -1009,6 +1024,10 @@ class ProjectionRunner:
         :attr:`Projection.event_rows` another process writes (:meth:`fill_many`'s ``elsewhere``)."""
         self._wanted = threading.Event()
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
+        self._reads: dict[frozenset[str], Callable[[str], tuple[str, ...]]] = {}
+        """Per set of projections, the personal fields they read by topic (:meth:`_fields_read`)."""
+        self._bulk_fields: bool | None = None
+        """Whether the mapper's bulk decoding takes the personal fields to decrypt (None: not looked yet)."""
 
     # ------------------------------------------------------------------ catching up
 
@@ -1031,7 +1050,7 @@ class ProjectionRunner:
                     break
                 start = min(pending.values())
                 limit = self.batch_size if until is None else min(self.batch_size, until - start)
-                decoded = self._read(start + 1, limit)
+                decoded = self._read(start + 1, limit, names=pending)
                 if not decoded:
                     break
                 unconcerned = {}
@@ -1083,7 +1102,9 @@ class ProjectionRunner:
         A generation that starts empty is filled from memory: its rows stay in memory
         between batches (:class:`FillMemory`), so no batch reads them back.
         ``read_through`` (``{projection: tables}``) makes the batches read rows from
-        other tables than they write (an as-of overlay, :func:`as_of_tables`).
+        other tables than they write (an as-of overlay, :func:`as_of_tables`). ``keep`` sees the
+        events as the targets do: the personal fields none of them reads are sealed
+        (:meth:`Projection.personal_fields_read`).
 
         Sharing a rebuild between two processes (:meth:`_fill_first`): ``riders``
         (``{projection: generation}``, projections not among ``targets``) has this pass also write
@@ -1143,8 +1164,10 @@ class ProjectionRunner:
 
         With ``topics``, only the events of the topics it wants are decoded, and the last one
         (the targets' new position, whose time the tracking keeps). With a ``rider``, its rows
-        of the decoded events are written too (see :meth:`fill_many`)."""
-        decoded = self._read(low + 1, limit, topics)
+        of the decoded events are written too (see :meth:`fill_many`); the personal fields its
+        projections read are decrypted with the targets'."""
+        decoded = self._read(low + 1, limit, topics,
+                             names=targets if rider is None else [*targets, *rider.names])
         if not decoded:
             return False
         if rider is not None:
@@ -1163,20 +1186,48 @@ class ProjectionRunner:
                 positions[name] = last
         return True
 
-    def _read(self, start: int, limit: int, topics: _Wanted | None = None) -> list[tuple[int, Any]]:
+    def _read(self, start: int, limit: int, topics: _Wanted | None = None,
+              names: Iterable[str] | None = None) -> list[tuple[int, Any]]:
         """``(notification id, event)`` of the events from notification id ``start`` on, at most ``limit``;
         with ``topics``, only those of the topics it wants, and the last one whatever its topic.
 
         With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
         the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
-        together; otherwise each notification is decoded by ``mapper.to_domain_event``."""
+        together; otherwise each notification is decoded by ``mapper.to_domain_event``. With ``names``,
+        the projections the events are for, a bulk decoder that takes ``fields`` decrypts only the
+        personal fields they read (:meth:`Projection.personal_fields_read`)."""
         bulk = getattr(self.mapper, "to_domain_events", None)
         if bulk is None:
             notifications = _of_topics(self.recorder.select_notifications(start=start, limit=limit), topics,
                                        lambda n: n.topic)
             return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
         rows = _of_topics(stored_rows(self.recorder, start, limit, self._uuids), topics, itemgetter(3))
-        return list(zip([row[0] for row in rows], bulk(rows)))
+        if names is None:
+            return list(zip([row[0] for row in rows], bulk(rows)))
+        if self._bulk_fields is None:
+            self._bulk_fields = "fields" in pyinspect.signature(bulk).parameters
+        if not self._bulk_fields:
+            return list(zip([row[0] for row in rows], bulk(rows)))
+        return list(zip([row[0] for row in rows], bulk(rows, fields=self._fields_read(frozenset(names)))))
+
+    def _fields_read(self, names: frozenset[str]) -> Callable[[str], tuple[str, ...]]:
+        """By topic, the personal fields (:func:`application.privacy.personal_fields`) that at least one of
+        the projections ``names`` reads (:meth:`Projection.personal_fields_read`; all of them when one
+        does not say, or the topic names no class), remembered per set of projections and topic."""
+        found = self._reads.get(names)
+        if found is not None:
+            return found
+        projections = [self.store.projections[name] for name in sorted(names)]
+        known: dict[str, tuple[str, ...]] = {}
+
+        def fields(topic: str) -> tuple[str, ...]:
+            read = known.get(topic)
+            if read is None:
+                read = known[topic] = _personal_fields_read(projections, topic)
+            return read
+
+        self._reads[names] = fields
+        return fields
 
     def _apply(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
                through: int | None = None, memory: FillMemory | None = None,
@@ -1648,6 +1699,7 @@ class _Rider:
     def __init__(self, store: ReadModelStore, riders: dict[str, int], classes: frozenset[type] | None,
                  until: int) -> None:
         self.store, self.classes, self.until = store, classes, until
+        self.names = list(riders)
         self.parts: list[tuple[Projection, Table]] = []
         for name, generation in riders.items():
             projection = store.projections[name]
@@ -1700,6 +1752,27 @@ class _Wanted:
                 found = True
             self._known[topic] = found
         return found
+
+
+def _personal_fields_read(projections: Sequence[Projection], topic: str) -> tuple[str, ...]:
+    """The personal fields of ``topic`` that at least one of ``projections`` reads, in the order of
+    :func:`application.privacy.personal_fields`: all of them when one of the projections does not say
+    (:meth:`Projection.personal_fields_read` is None) or the topic names no class (decoding its events
+    raises the library's error)."""
+    personal = personal_fields(topic)
+    if not personal:
+        return personal
+    try:
+        event_class = resolve_topic(topic)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return personal
+    read: set[str] = set()
+    for projection in projections:
+        named = projection.personal_fields_read(event_class)
+        if named is None:
+            return personal
+        read.update(named)
+    return tuple(name for name in personal if name in read)
 
 
 def _of_topics(found: Sequence[Any], topics: _Wanted | None, topic: Callable[[Any], str]) -> Sequence[Any]:

@@ -179,6 +179,11 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+_PERSONAL_READ: dict[type, tuple[str, ...]] = {Customer.Registered: ("display_name",),
+                                                RiskCase.Identified: ("description",)}
+"""Event class -> the personal fields the pipeline's handlers read (:meth:`PipelineProjection.personal_fields_read`)."""
+
+
 def _search_text(row: dict[str, Any]) -> str:
     parts = [row.get("display_name") or "", row.get("account_number") or "", row["customer_id"]]
     return " ".join(p for p in parts if p).lower()
@@ -194,6 +199,11 @@ class PipelineProjection(Projection):
         TableSpec("funnel", _funnel_columns),
         TableSpec("record_counts", _record_count_columns),
     )
+
+    def personal_fields_read(self, event_class: type) -> tuple[str, ...]:
+        """The customer's name (``Registered``, kept and searched) and a risk case's description (its record's
+        detail); no other personal field."""
+        return _PERSONAL_READ.get(event_class, ())
 
     def prefetch(self, batch: Batch, events: Sequence[Any]) -> None:
         ids = set()
