@@ -77,31 +77,55 @@ def request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
     return _json(422, {"detail": jsonable_encoder(error.errors())})
 
 
-_QUERY_NAMES: dict[tuple[str, str], frozenset[str] | None] = {}
+_QUERY_NAMES: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]] | None] = {}
 _EVERY_QUERY = frozenset({"consistent_with"})
 
 
+def _is_list(schema: dict[str, Any]) -> bool:
+    """Whether a parameter's OpenAPI schema takes several values (an array, alone or in ``anyOf``)."""
+    return schema.get("type") == "array" or any(_is_list(option) for option in schema.get("anyOf", ()))
+
+
+def _query_names(request: Request, path: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """``(every query parameter, those taking several values)`` of the operation, as its OpenAPI document
+    lists them (read once per operation); ``None`` for an operation the document leaves out."""
+    key = (path, request.method)
+    if key not in _QUERY_NAMES:
+        operation = request.app.openapi().get("paths", {}).get(path, {}).get(request.method.lower())
+        query = [] if operation is None else [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+        _QUERY_NAMES[key] = None if operation is None else (
+            frozenset(p["name"] for p in query), frozenset(p["name"] for p in query if _is_list(p.get("schema", {}))))
+    return _QUERY_NAMES[key]
+
+
 async def known_query_parameters(request: Request) -> None:
-    """422 for a query parameter the operation does not take (as its OpenAPI document lists them):
-    a misspelt or unsupported filter would otherwise be ignored, and the answer look filtered."""
+    """422 for a query parameter the operation does not take (as its OpenAPI document lists them), ``type``
+    ``extra_forbidden``: a misspelt or unsupported filter would otherwise be ignored, and the answer look
+    filtered. 422 too for one that takes a single value (its schema is no array) given more than once,
+    ``type`` ``multiple_argument_values`` with every value given as ``input``: the framework would
+    silently read the last one (``by=channel&by=month`` as ``by=month``). One error per parameter,
+    ``{"loc": ["query", name], "msg", "input", "type"}``, in the order of their names."""
     if not request.query_params:
         return
     path = getattr(request.scope.get("route"), "path_format", None)
     if path is None or path == "/health":  # monitors may add a cache-busting parameter
         return
-    key = (path, request.method)
-    if key not in _QUERY_NAMES:
-        operation = request.app.openapi().get("paths", {}).get(path, {}).get(request.method.lower())
-        _QUERY_NAMES[key] = None if operation is None else frozenset(
-            p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
-    names = _QUERY_NAMES[key]
+    known = _query_names(request, path)
+    if known is None:
+        return
+    names, lists = known
     # Every query takes consistent_with; one that reads the event store is always consistent with it.
-    unknown = [] if names is None else sorted(set(request.query_params) - names - _EVERY_QUERY)
-    if unknown:
-        raise RequestValidationError([
-            {"type": "extra_forbidden", "loc": ["query", name], "input": request.query_params.get(name),
-             "msg": f"not a parameter of this operation; it takes {', '.join(sorted(names)) or 'none'}"}
-            for name in unknown])
+    errors = []
+    for name in sorted(set(request.query_params)):
+        values = request.query_params.getlist(name)
+        if name not in names | _EVERY_QUERY:
+            errors.append({"type": "extra_forbidden", "loc": ["query", name], "input": values[-1],
+                           "msg": f"not a parameter of this operation; it takes {', '.join(sorted(names)) or 'none'}"})
+        elif len(values) > 1 and name not in lists:
+            errors.append({"type": "multiple_argument_values", "loc": ["query", name], "input": values,
+                           "msg": f"given {len(values)} times; it takes one value"})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def _allowed_methods(request: Request) -> str | None:

@@ -10,15 +10,17 @@ import io
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from fastapi import Depends, FastAPI, Query
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from api_users import BRANCH, add_staff, bearer
 from application import Settings, bootstrap
 from domain.base import Context
-from interfaces.api import create_app
+from interfaces.api import create_app, errors
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 
@@ -128,6 +130,55 @@ def test_a_filter_the_report_does_not_take_is_refused_not_ignored(history: dict)
     assert unsupported.status_code == 422
     assert [e["loc"] for e in unsupported.json()["detail"]] == [["query", "branch"]]
     assert health.status_code == 200
+
+
+@pytest.mark.parametrize(("path", "name", "params"), [
+    ("/reports/funnel", "by", {"by": ["channel", "month"]}),
+    ("/reports/customers", "stage", {"stage": ["registered", "account_opened"], "q": "customer"}),
+    ("/reports/visits/calendar", "to", {"from": "2025-03-03T00:00:00Z",
+                                        "to": ["2025-03-04T00:00:00Z", "2025-03-05T00:00:00Z"]}),
+])
+def test_a_single_valued_parameter_given_twice_is_refused_not_read_as_the_last(history: dict, path: str, name: str,
+                                                                                params: dict) -> None:
+    """``by=channel&by=month`` would otherwise answer as ``by=month``: 422, naming the parameter, how many
+    times it was given and every value; the same query with it once answers."""
+    client, headers = history["client"], bearer(history["client"], "audit-he")
+    twice = client.get(path, params=params, headers=headers)
+    once = client.get(path, params={**params, name: params[name][0]}, headers=headers)
+
+    assert twice.status_code == 422, twice.text
+    [error] = twice.json()["detail"]
+    assert error["loc"] == ["query", name] and error["type"] == "multiple_argument_values"
+    assert error["msg"] == "given 2 times; it takes one value" and error["input"] == params[name]
+    assert once.status_code == 200, once.text
+
+
+def test_consistent_with_given_twice_is_refused_with_an_unknown_parameter_alongside(history: dict) -> None:
+    client, headers = history["client"], bearer(history["client"], "audit-he")
+    position = history["position"]
+    response = client.get("/reports/funnel", params={"consistent_with": [position, position, 0], "stge": "x"},
+                          headers=headers)
+
+    assert response.status_code == 422
+    assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [
+        (["query", "consistent_with"], "multiple_argument_values"), (["query", "stge"], "extra_forbidden")]
+    assert response.json()["detail"][0]["msg"] == "given 3 times; it takes one value"
+
+
+def test_a_parameter_taking_a_list_may_be_repeated() -> None:
+    """No route takes a list today; one that does (its OpenAPI schema is an array) keeps every value."""
+    api = FastAPI(dependencies=[Depends(errors.known_query_parameters)])
+    errors.install(api)
+
+    @api.get("/probe/list-parameter")
+    def probe(tag: Annotated[list[str], Query()] = [], one: str | None = None) -> list[str]:  # noqa: B006
+        return tag
+
+    client = TestClient(api)
+    assert client.get("/probe/list-parameter", params={"tag": ["a", "b"], "one": "x"}).json() == ["a", "b"]
+    refused = client.get("/probe/list-parameter", params={"tag": ["a"], "one": ["x", "y"]})
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["detail"]] == [["query", "one"]]
 
 
 def test_overdue_follow_ups_list_the_past_planned_return_visit(history: dict) -> None:
