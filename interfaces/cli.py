@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from interfaces.cli_audit import _fail, audit_app, privacy_app
+from interfaces.cli_audit import _fail, audit_app, privacy_app, zoned
 
 app = typer.Typer(help="tuohu (拓戶): event-sourced customer acquisition for banks.", no_args_is_help=True)
 import_app = typer.Typer(help="Import outside files.", no_args_is_help=True)
@@ -238,8 +238,9 @@ def report_customers(
 
 @report_app.command("visits")
 def report_visits(
-    start: Annotated[datetime, typer.Option("--from", help="from (UTC), inclusive")],
-    end: Annotated[datetime, typer.Option("--to", help="to (UTC), exclusive")],
+    start: Annotated[datetime, typer.Option("--from", callback=zoned, help="from (with its offset: Z, +08:00), "
+                                                                            "inclusive")],
+    end: Annotated[datetime, typer.Option("--to", callback=zoned, help="to (with its offset: Z, +08:00), exclusive")],
     staff: Optional[str] = None, limit: PageLimit = None, cursor: PageCursor = None,
     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
@@ -247,8 +248,8 @@ def report_visits(
     from interfaces import reports
 
     rm = _read_models()
-    data = _paged(lambda size, after: reports.visit_calendar(rm, _aware(start), _aware(end), staff, limit=size,
-                                                             cursor=after), limit, cursor, as_csv or xlsx is not None)
+    data = _paged(lambda size, after: reports.visit_calendar(rm, start, end, staff, limit=size, cursor=after),
+                  limit, cursor, as_csv or xlsx is not None)
     _emit_page(data, "visits", as_json, as_csv, xlsx)
 
 
@@ -307,18 +308,19 @@ def report_evaluation(
     unit_id: Annotated[Optional[str], typer.Option(
         help="the branch, team or person (user name); required unless --unit-type is bank")] = None,
     as_of: Annotated[Optional[datetime], typer.Option(
-        "--as-of", help="build from the events recorded up to this time (UTC): what tuohu knew then")] = None,
+        "--as-of", callback=zoned, help="build from the events recorded up to this time (with its offset: Z, "
+                                        "+08:00): what tuohu knew then")] = None,
     effective_as_of: Annotated[Optional[datetime], typer.Option(
-        "--effective-as-of", help="build from the events that occurred up to this business time (UTC)")] = None,
+        "--effective-as-of", callback=zoned, help="build from the events that occurred up to this business time "
+                                                  "(with its offset: Z, +08:00)")] = None,
     as_json: AsJson = False, as_csv: AsCsv = False, xlsx: AsXlsx = None,
 ) -> None:
     """The period's evaluation against targets (measures §5), live or as of a past moment."""
     from interfaces import reports
 
     rm = _read_models()
-    data = _report(lambda: reports.evaluation(rm, period, unit_type, unit_id,
-                                              as_of=_aware(as_of) if as_of else None,
-                                              effective_as_of=_aware(effective_as_of) if effective_as_of else None))
+    data = _report(lambda: reports.evaluation(rm, period, unit_type, unit_id, as_of=as_of,
+                                              effective_as_of=effective_as_of))
     _emit(data, f"evaluation {period}", as_json, as_csv, xlsx)
 
 
@@ -332,13 +334,6 @@ def report_staff_performance(
 
     rm = _read_models()
     _emit(_report(lambda: reports.staff_performance(rm, period)), f"staff {period}", as_json, as_csv, xlsx)
-
-
-def _aware(value: datetime) -> datetime:
-    """Typer parses times without a zone: they are UTC."""
-    from datetime import timezone
-
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 @projections_app.command("status")

@@ -63,10 +63,20 @@ def _read_models(application: Any, settings: Any) -> Any:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Typer parses times without a zone: they are UTC."""
+    """``value`` in UTC; one without a zone (which only ``export``'s options take) is read as UTC."""
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def zoned(value: datetime | None) -> datetime | None:
+    """The callback of an option taking a time: it must carry its offset (``Z``, ``+08:00``), as the routes
+    require, since a time without one (``2009-08-03T00:00:00``) is ambiguous to whoever reads the answer.
+    Raises :class:`typer.BadParameter` (exit 2, naming the option) for a time without one."""
+    if value is not None and value.tzinfo is None:
+        raise typer.BadParameter(f"{value.isoformat()} has no timezone; give an offset such as Z or +08:00, "
+                                 f"e.g. {value.isoformat()}Z")
+    return value
 
 
 def _print_json(data: Any) -> None:
@@ -133,7 +143,8 @@ def history(
 def state(
     aggregate_id: Annotated[UUID, typer.Argument(help="the aggregate's id")],
     aggregate_type: TypeOption = None,
-    as_of: Annotated[Optional[datetime], typer.Option("--as-of", help="recorded time (UTC)")] = None,
+    as_of: Annotated[Optional[datetime], typer.Option(
+        "--as-of", callback=zoned, help="recorded time, with its offset (2009-08-03T00:00:00Z)")] = None,
     version: Annotated[Optional[int], typer.Option(min=1, help="after this version")] = None,
     at_event: Annotated[Optional[str], typer.Option(
         "--at-event", help="right after the latest event of this kind, e.g. Screened")] = None,
@@ -217,8 +228,10 @@ def _input_of(inputs: Any, factor: str) -> Any:
 def actor(
     actor_id: Annotated[str, typer.Argument(help="the actor's id, e.g. rev-wang")],
     period: Annotated[Optional[str], typer.Option(help="2009-05, 2009-Q3, 2009-H1 or 2009 (business time)")] = None,
-    start: Annotated[Optional[datetime], typer.Option("--from", help="from (UTC, business time), inclusive")] = None,
-    end: Annotated[Optional[datetime], typer.Option("--to", help="to (UTC, business time), exclusive")] = None,
+    start: Annotated[Optional[datetime], typer.Option(
+        "--from", callback=zoned, help="from (business time, with its offset: Z, +08:00), inclusive")] = None,
+    end: Annotated[Optional[datetime], typer.Option(
+        "--to", callback=zoned, help="to (business time, with its offset: Z, +08:00), exclusive")] = None,
     decisions: Annotated[bool, typer.Option("--decisions", help="only decisions")] = False,
     limit: Annotated[Optional[int], typer.Option(help="rows per page (1000 by default, at most 10000, as over "
                                                       "the API)")] = None,

@@ -309,7 +309,40 @@ def test_erase_then_history_reads_erased_and_verify_still_passes(store: dict[str
 
 
 def test_the_actor_trail_refuses_a_range_ending_before_it_starts(store: dict[str, Any]) -> None:
-    refused = tuohu(store["dir"], "audit", "actor", "rev-wang", "--from", "2024-02-01", "--to", "2023-02-01")
+    refused = tuohu(store["dir"], "audit", "actor", "rev-wang", "--from", "2024-02-01T00:00:00Z",
+                    "--to", "2023-02-01T00:00:00Z")
 
     assert refused.returncode == 2
     assert "--to must be after --from" in refused.stderr
+
+
+@pytest.mark.parametrize(("option", "args"), [
+    ("--as-of", ("state", "{id}", "--as-of", "2100-01-01T00:00:00")),
+    ("--as-of", ("state", "{id}", "--as-of", "2100-01-01")),
+    ("--from", ("actor", "rev-wang", "--from", "2009-07-01T00:00:00", "--to", "2009-10-01T00:00:00Z")),
+    ("--to", ("actor", "rev-wang", "--from", "2009-07-01T00:00:00Z", "--to", "2009-10-01T00:00:00")),
+])
+def test_a_time_without_a_timezone_is_refused_naming_the_option_as_the_route_refuses_it(
+        store: dict[str, Any], option: str, args: tuple[str, ...]) -> None:
+    """The routes answer 422 for ``as_of``, ``from`` or ``to`` without an offset: an auditor's question must
+    not depend on the zone of whoever reads it. The command exits 2 naming the option, before reading anything."""
+    refused = tuohu(store["dir"], "audit", *(a.format(id=store["customer_id"]) for a in args))
+
+    assert refused.returncode == 2, refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert f"'{option}'" in said and "no timezone" in said and "Z or +08:00" in said
+    assert "Traceback" not in said
+
+
+def test_times_with_an_offset_are_read_as_before(store: dict[str, Any]) -> None:
+    utc = tuohu(store["dir"], "audit", "state", store["customer_id"], "--as-of", "2100-01-01T00:00:00Z", "--json")
+    beijing = tuohu(store["dir"], "audit", "state", store["customer_id"], "--as-of", "2100-01-01T08:00:00+08:00",
+                    "--json")
+    trail = tuohu(store["dir"], "audit", "actor", "rev-wang", "--from", "2009-07-01T08:00:00+08:00",
+                  "--to", "2009-10-01T00:00:00Z", "--decisions", "--json")
+
+    assert (utc.returncode, beijing.returncode, trail.returncode) == (0, 0, 0), \
+        utc.stderr + beijing.stderr + trail.stderr
+    assert json.loads(utc.stdout)["version"] == json.loads(beijing.stdout)["version"] == 5
+    found = json.loads(trail.stdout)
+    assert found["from"] == "2009-07-01 00:00:00+00:00" and [r["decision"] for r in found["rows"]] == ["qualified"]

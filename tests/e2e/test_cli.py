@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -167,3 +169,54 @@ def test_report_funnel_refuses_a_malformed_month_or_a_range_ending_before_it_sta
     inverted = tuohu(tmp_path, "report", "funnel", "--month-from", "2009-04", "--month-to", "2009-03", "--json")
     assert inverted.returncode == 2
     assert "month_to: must not be before month_from" in inverted.stderr + inverted.stdout
+
+
+def _a_2009_scheme(data_dir: Path) -> None:
+    """An appraisal scheme for 2009 in ``data_dir``'s store, so that its evaluation can be reported."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from application import Settings, bootstrap
+    from domain.base import Context
+
+    head = Context("head-zhao", "branch_head", occurred_at=datetime(2009, 1, 2, tzinfo=timezone.utc))
+    app = bootstrap(Settings(data_dir=data_dir, database_url=None))
+    try:
+        app.define_appraisal_scheme(head, year="2009", indicators=[
+            {"indicator": "new_customers", "group": "acquisition_results", "weight": Decimal(100)}])
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(("option", "args"), [
+    ("--from", ("visits", "--from", "2009-08-03T00:00:00", "--to", "2009-08-04T00:00:00Z")),
+    ("--to", ("visits", "--from", "2009-08-03T00:00:00Z", "--to", "2009-08-04")),
+    ("--as-of", ("evaluation", "--period", "2009-Q3", "--as-of", "2100-01-01T00:00:00")),
+    ("--effective-as-of", ("evaluation", "--period", "2009-Q3", "--effective-as-of", "2009-10-01T00:00:00")),
+])
+def test_a_report_time_without_a_timezone_is_refused_naming_the_option_as_the_route_refuses_it(
+        tmp_path: Path, option: str, args: tuple[str, ...]) -> None:
+    """``/reports/visits/calendar`` and ``/reports/evaluation`` answer 422 for a time without an offset;
+    the commands exit 2 naming the option rather than reading it as UTC."""
+    _a_2009_scheme(tmp_path)
+    refused = tuohu(tmp_path, "report", *args)
+
+    assert refused.returncode == 2, refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert f"'{option}'" in said and "no timezone" in said and "Z or +08:00" in said
+
+
+def test_report_times_with_an_offset_are_read_as_before(tmp_path: Path) -> None:
+    _a_2009_scheme(tmp_path)
+    visits = tuohu(tmp_path, "report", "visits", "--from", "2009-08-03T08:00:00+08:00", "--to", "2009-08-04T00:00:00Z",
+                   "--json")
+    as_of = tuohu(tmp_path, "report", "evaluation", "--period", "2009-Q3", "--as-of", "2100-01-01T00:00:00Z",
+                  "--json")
+    effective = tuohu(tmp_path, "report", "evaluation", "--period", "2009-Q3", "--effective-as-of",
+                      "2009-10-01T08:00:00+08:00", "--json")
+
+    assert (visits.returncode, as_of.returncode, effective.returncode) == (0, 0, 0), \
+        visits.stderr + as_of.stderr + effective.stderr
+    assert json.loads(visits.stdout)["items"] == []
+    assert json.loads(as_of.stdout)["as_of"].startswith("2100-01-01")
+    assert json.loads(effective.stdout)["effective_as_of"].startswith("2009-10-01")
