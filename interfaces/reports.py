@@ -208,7 +208,8 @@ def _evaluation_tables(rm: ReadModels, as_of: datetime | None,
             yield conn, rm.store.tables("evaluation"), rm.store.tables("team")
         return
     if cut.tzinfo is None:
-        raise ReportError("as_of", "must carry a timezone (e.g. 2009-10-01T00:00:00Z)")
+        raise ReportError("as_of" if as_of is not None else "effective_as_of",
+                          "must carry a timezone (e.g. 2009-10-01T00:00:00Z)")
     until = None
     if as_of is not None:
         # What tuohu knew at the cut: the log up to the last event recorded by then (recorded

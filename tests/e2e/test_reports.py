@@ -231,6 +231,16 @@ def test_a_bad_report_parameter_names_the_field(history: dict) -> None:
     assert "to" in response.text
 
 
+@pytest.mark.parametrize("name", ["as_of", "effective_as_of"])
+def test_an_evaluation_cut_without_a_timezone_is_refused_naming_its_own_parameter(history: dict, name: str) -> None:
+    response = history["client"].get("/reports/evaluation", headers=bearer(history["client"], "audit-he"),
+                                     params={"period": "2025-Q1", name: "2025-03-31T00:00:00"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", name]
+    assert "timezone" in error["msg"]
+
+
 # ---------------------------------------------------------------------- row-level access in reports
 
 
