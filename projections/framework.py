@@ -835,8 +835,16 @@ class ReadModelStore:
                                     .where(projection_state.c.projection == name)).scalar_one())
 
     def new_generation(self, name: str) -> int:
-        """Create empty tables for a new generation of ``name``, tracked from position 0."""
+        """Create empty tables for a new generation of ``name``, tracked from position 0. Its number is
+        taken under a write lock - SQLite's, or the lock of the projection's state row on PostgreSQL -
+        so callers at the same moment in other processes each get their own number, and each creates
+        only its own generation's tables. Raises ``sqlalchemy.exc.NoResultFound`` if the store does
+        not track ``name``."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the read
+            conn.execute(select(projection_state.c.projection).where(projection_state.c.projection == name)
+                         .with_for_update()).scalar_one()  # PostgreSQL: the next caller waits here
             latest = conn.execute(select(tracking.c.generation).where(tracking.c.projection == name)
                                   .order_by(tracking.c.generation.desc()).limit(1)).scalar_one()
             generation = int(latest) + 1
