@@ -70,3 +70,33 @@ def services(settings: Settings) -> Iterator[tuple]:
     finally:
         pipeline.engine.dispose()
         application.close()
+
+
+@pytest.fixture
+def with_every_event(services, bank_marketing_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A function that fills the ``services`` store with every kind of event and personal field: 3,000 demo
+    events (seed 21), the first ``lines`` lines of ``bank-full.csv`` imported, then the first registered
+    customer's data erased and the second's processing restricted. It returns ``(erased, restricted)``."""
+    from itertools import islice
+
+    from application import privacy
+    from domain.base import Context
+    from interfaces.demo import generate_demo
+    from interfaces.importers.bank_marketing import import_bank_marketing
+
+    application, _ = services
+    auditor = Context(actor_id="audit-he", actor_role="compliance_auditor")
+
+    def fill(lines: int):  # type: ignore[no-untyped-def]
+        generate_demo(application, events=3_000, seed=21)
+        with (bank_marketing_dir / "bank-full.csv").open() as source:
+            (tmp_path / "bank.csv").write_text("".join(islice(source, lines)))
+        import_bank_marketing(application, tmp_path / "bank.csv")
+        customers = application.recorder.select_notifications(start=1, limit=1_000_000,
+                                                              topics=["tuohu:Customer.Registered"])
+        erased, restricted = customers[0].originator_id, customers[1].originator_id
+        privacy.restrict_processing(application, auditor, restricted, reason="accuracy contested")
+        privacy.erase_personal_data(application, auditor, erased, reason="DSR-1", retention_years=10)
+        return erased, restricted
+
+    return fill

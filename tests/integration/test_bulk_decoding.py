@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -18,14 +17,8 @@ import pytest
 from eventsourcing.persistence import (DatetimeAsISO, DecimalAsStr, JSONTranscoder, TranscodingNotRegisteredError,
                                       UUIDAsHex)
 
-from application import privacy
 from application.app import DateAsISO
 from application.decoding import StateDecoder, UUIDs, stored_rows
-from domain.base import Context
-from interfaces.demo import generate_demo
-from interfaces.importers.bank_marketing import import_bank_marketing
-
-AUDITOR = Context(actor_id="audit-he", actor_role="compliance_auditor")
 
 
 def _same(fast: Any, slow: Any) -> None:
@@ -51,17 +44,9 @@ def _every_event_both_ways(application: Any) -> set[str]:
     return {n.topic for n in notifications}
 
 
-def test_bulk_decoding_equals_the_mappers_for_every_event_type(services, bank_marketing_dir, tmp_path) -> None:
+def test_bulk_decoding_equals_the_mappers_for_every_event_type(services, with_every_event) -> None:
     application, _ = services
-    generate_demo(application, events=3_000, seed=21)
-    with (bank_marketing_dir / "bank-full.csv").open() as source:
-        (tmp_path / "bank.csv").write_text("".join(islice(source, 400)))
-    import_bank_marketing(application, tmp_path / "bank.csv")
-    customers = application.recorder.select_notifications(start=1, limit=1_000_000,
-                                                          topics=["tuohu:Customer.Registered"])
-    erased, restricted = customers[0].originator_id, customers[1].originator_id
-    privacy.restrict_processing(application, AUDITOR, restricted, reason="accuracy contested")
-    privacy.erase_personal_data(application, AUDITOR, erased, reason="DSR-1", retention_years=10)
+    with_every_event(400)
 
     topics = _every_event_both_ways(application)
 

@@ -10,7 +10,6 @@ restricted and an erased customer: every personal field that events carry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import islice
 from typing import Any
 
 import pytest
@@ -20,28 +19,16 @@ from application.decoding import stored_rows
 from application.privacy import KeyRing, PersonalDataMapper, PersonalFieldNotRead, Sealed
 from domain.base import Context
 from domain.customer import Customer
-from interfaces.demo import generate_demo
-from interfaces.importers.bank_marketing import import_bank_marketing
 from projections import all_projections
 from projections.db import make_engine
 from projections.framework import Batch, Projection, ProjectionFailed, ProjectionRunner, ReadModelStore, TableSpec
 
-AUDITOR = Context(actor_id="audit-he", actor_role="compliance_auditor")
-
 
 @pytest.fixture
-def stored(services, bank_marketing_dir, tmp_path) -> tuple[Any, Any, Any]:
+def stored(services, with_every_event) -> tuple[Any, Any, Any]:
     """``(application, read models, erased customer id)`` over a store with every personal field."""
     application, read_models = services
-    generate_demo(application, events=3_000, seed=21)
-    with (bank_marketing_dir / "bank-full.csv").open() as source:
-        (tmp_path / "bank.csv").write_text("".join(islice(source, 200)))
-    import_bank_marketing(application, tmp_path / "bank.csv")
-    customers = application.recorder.select_notifications(start=1, limit=1_000_000,
-                                                          topics=["tuohu:Customer.Registered"])
-    erased, restricted = customers[0].originator_id, customers[1].originator_id
-    privacy.restrict_processing(application, AUDITOR, restricted, reason="accuracy contested")
-    privacy.erase_personal_data(application, AUDITOR, erased, reason="DSR-1", retention_years=10)
+    erased, _ = with_every_event(200)
     return application, read_models, erased
 
 
