@@ -1130,10 +1130,7 @@ class ProjectionRunner:
         for name, memory in memories.items():
             if memory is not None:
                 self.store.drop_indexes(name, targets[name])
-        classes: frozenset[type] | None = frozenset()
-        for name in targets:
-            wanted = self.store.projections[name].event_classes()
-            classes = None if wanted is None or classes is None or keep is not None else classes | wanted
+        classes = self._event_classes(targets) if keep is None else None
         topics = _Wanted(classes) if classes is not None else None
         rider = None
         if riders:
@@ -1163,6 +1160,17 @@ class ProjectionRunner:
             if name not in defer_indexes:
                 self.store.create_indexes(name, generation)
         return positions
+
+    def _event_classes(self, names: Iterable[str]) -> frozenset[type] | None:
+        """The classes of the events the projections ``names`` act on (:meth:`Projection.event_classes`),
+        or None when one of them acts on every event."""
+        classes: frozenset[type] = frozenset()
+        for name in names:
+            wanted = self.store.projections[name].event_classes()
+            if wanted is None:
+                return None
+            classes |= wanted
+        return classes
 
     def _fill_batch(self, targets: dict[str, int], positions: dict[str, int], memories: dict[str, FillMemory | None],
                     low: int, limit: int, keep: EventFilter | None,
@@ -1599,10 +1607,7 @@ class ProjectionRunner:
         ours = {name: g for name, g in targets.items() if name not in apart}
         riders = {name: g for name, g in ours.items()
                   if projections[name].event_rows is not None and not projections[name].checkpoint_every}
-        classes: frozenset[type] | None = frozenset()
-        for name in apart:
-            wanted = projections[name].event_classes()
-            classes = None if wanted is None or classes is None else classes | wanted
+        classes = self._event_classes(apart)  # those the helper decodes: its fill_many's
         helping = helper.start(self.helper, apart, until=head, riders=riders)
 
         def check() -> None:
