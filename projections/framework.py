@@ -1006,6 +1006,13 @@ _DEFAULT_CACHE_KIB = -2000
 """SQLite's default page cache, 2 MB, set back once the fill batch is written."""
 
 
+def _fill_cache(conn: Connection, writing: bool) -> None:
+    """On SQLite, the page cache of ``conn`` while it writes a fill batch (:data:`_FILL_CACHE_KIB`), or,
+    once written, the default one again (:data:`_DEFAULT_CACHE_KIB`); nothing on other databases."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB if writing else _DEFAULT_CACHE_KIB}")
+
+
 class ProjectionRunner:
     """Applies the application's event log to the projections; catches up, then follows."""
 
@@ -1294,15 +1301,14 @@ class ProjectionRunner:
             self._apply_events(projection, batch, position, events)
             if memory is not None:
                 self._claim(conn, mine, position)
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
+                _fill_cache(conn, writing=True)
                 batch.write_deferred()
             batch.flush()
             conn.execute(update(tracking).where(mine).values(
                 position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
                 updated_at=_now()))
-            if memory is not None and conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(f"PRAGMA cache_size={_DEFAULT_CACHE_KIB}")
+            if memory is not None:
+                _fill_cache(conn, writing=False)
             conn.commit()
         return new_position
 
@@ -1727,23 +1733,26 @@ class _Rider:
         events = [(i, e) for i, e in decoded if i <= until and (classes is None or type(e) in classes)]
         if not events:
             return
+        writes = []
+        for projection, table in self.parts:
+            rows = []
+            make = projection.event_row
+            for position, event in events:
+                try:
+                    row = make(position, event)
+                except Exception as exc:  # noqa: BLE001 - reported at its event, as a handler's failure is
+                    raise ProjectionFailed(projection.name, position, f"{type(exc).__name__}: {exc}") from exc
+                if row is not None:
+                    rows.append(row)
+            if rows:
+                writes.append((table, rows))
+        if not writes:
+            return
         with self.store.engine.connect() as conn:
-            for projection, table in self.parts:
-                rows = []
-                make = projection.event_row
-                for position, event in events:
-                    try:
-                        row = make(position, event)
-                    except Exception as exc:  # noqa: BLE001 - reported at its event, as a handler's failure is
-                        raise ProjectionFailed(projection.name, position, f"{type(exc).__name__}: {exc}") from exc
-                    if row is not None:
-                        rows.append(row)
-                if rows:
-                    if conn.dialect.name == "sqlite":
-                        conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB}")
-                    _write_many(conn, table, rows, upsert=False)
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(f"PRAGMA cache_size={_DEFAULT_CACHE_KIB}")
+            _fill_cache(conn, writing=True)
+            for table, rows in writes:
+                _write_many(conn, table, rows, upsert=False)
+            _fill_cache(conn, writing=False)
             conn.commit()
 
 
