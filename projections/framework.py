@@ -160,13 +160,17 @@ class FillMemory:
 
     ``rows``: ``{table base name: {primary key: row}}`` for the rows written with
     ``put`` (or ``increment``); ``appended``: the base names of tables written with
-    ``add``, whose rows stay in the database only. Valid while the fill is the only
-    writer of the generation and every batch it wrote committed.
+    ``add``, whose rows stay in the database only; ``stored``: ``{table base name:
+    {primary key: checkpoint}}``, the checkpoint each row of a versioned projection was
+    last written at (so a write knows which rows have a stored version to keep in the
+    history, without asking). Valid while the fill is the only writer of the generation
+    and every batch it wrote committed.
     """
 
     def __init__(self) -> None:
         self.rows: defaultdict[str, dict[Any, dict[str, Any] | None]] = defaultdict(dict)
         self.appended: set[str] = set()
+        self.stored: defaultdict[str, dict[Any, int]] = defaultdict(dict)
 
 
 class Batch:
@@ -407,8 +411,13 @@ class Batch:
     def _upsert_rows(self, base: str, rows: list[dict[str, Any]], checkpoint: int) -> None:
         table, cols = getattr(self.tables, base), self._pk(base)
         if checkpoint > 0 and self.history:
+            superseded = rows
+            if self.memory is not None:  # only the rows stored at an earlier checkpoint have a version to keep
+                stored, key_of = self.memory.stored[base], self._key_of
+                superseded = [r for r in rows if stored.get(key_of(base, r), checkpoint) < checkpoint]
+                stored.update((key_of(base, r), checkpoint) for r in rows)
             _execute_many(self.conn, _keep_superseded(table, getattr(self.tables, base + HISTORY_SUFFIX)),
-                          [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": checkpoint} for r in rows])
+                          [{f"k_{c.name}": r[c.name] for c in cols} | {"k_checkpoint": checkpoint} for r in superseded])
         if self.conn.dialect.name in ("sqlite", "postgresql"):
             _write_many(self.conn, table, rows, upsert=True)
             return
