@@ -24,6 +24,7 @@ import hashlib
 import inspect as pyinspect
 import json
 import logging
+import sqlite3
 import threading
 import time
 import weakref
@@ -54,6 +55,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from application.decoding import UUIDs, stored_rows
@@ -206,6 +208,8 @@ class Batch:
         """Whether :meth:`flush` keeps its writes for :meth:`write_deferred` (a fill that applies a
         batch's events in memory before it takes the database's write lock)."""
         self._deferred: list[Callable[[], None]] = []
+        self.before_read: Callable[[], None] | None = None
+        """Called before each read of the database (a fill from memory writes the batches it holds first)."""
         self.elsewhere: tuple[frozenset[type] | None, int] | None = None
         """``(event classes or None for all, last position)``: the events whose row of the projection's
         :attr:`Projection.event_rows` table another process writes (a rebuild's helper), or None."""
@@ -222,6 +226,8 @@ class Batch:
         whose rows the database does not hold yet."""
         if self._deferred:
             raise RuntimeError("a deferred batch cannot read rows while writes of an earlier checkpoint wait")
+        if self.before_read is not None:
+            self.before_read()
         return self.conn.execute(statement)
 
     def _pk(self, base: str) -> list[Column[Any]]:
@@ -401,12 +407,22 @@ class Batch:
                 if checkpoint > 0:
                     for row in added:
                         row[CHECKPOINT] = checkpoint
-                writes.append(functools.partial(_write_many, self.conn, getattr(self.tables, base),
-                                                [dict(r) for r in added] if deferred else added, False))
+                writes.append(functools.partial(self._insert_rows, base,
+                                                [dict(r) for r in added] if deferred else added))
         if self.tables.text is not None:
             for base in self._purge:
-                writes.append(functools.partial(self.tables.text.purge, self.conn, getattr(self.tables, base)))
+                writes.append(functools.partial(self._purge_text, base))
         return writes
+
+    # The writes use the batch's connection as it is when they run: a fill from memory may write a
+    # batch it held with another connection than the one the batch was applied with.
+
+    def _insert_rows(self, base: str, rows: list[dict[str, Any]]) -> None:
+        _write_many(self.conn, getattr(self.tables, base), rows, False)
+
+    def _purge_text(self, base: str) -> None:
+        assert self.tables.text is not None
+        self.tables.text.purge(self.conn, getattr(self.tables, base))
 
     def _upsert_rows(self, base: str, rows: list[dict[str, Any]], checkpoint: int) -> None:
         table, cols = getattr(self.tables, base), self._pk(base)
@@ -1046,6 +1062,9 @@ class ProjectionRunner:
         self._elsewhere: dict[tuple[str, int], tuple[frozenset[type] | None, int]] = {}
         """``{(projection, generation): (event classes, last position)}`` of the fills now running whose
         :attr:`Projection.event_rows` another process writes (:meth:`fill_many`'s ``elsewhere``)."""
+        self._held: dict[tuple[str, int], list[_Held]] = {}
+        """``{(projection, generation): batches}`` a fill from memory has applied but not yet written
+        (:meth:`_write_held`)."""
         self._wanted = threading.Event()
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
         self._reads: dict[frozenset[str], Callable[[str], tuple[str, ...]]] = {}
@@ -1155,6 +1174,7 @@ class ProjectionRunner:
             rider = _Rider(self.store, riders, classes, until)
         mine = {(name, targets[name]): value for name, value in (elsewhere or {}).items() if name in targets}
         self._elsewhere.update(mine)
+        done = False
         try:
             while True:
                 low = min(positions.values())
@@ -1167,9 +1187,17 @@ class ProjectionRunner:
                     if not self._fill_batch(targets, positions, memories, low, limit, keep, read_through, topics,
                                             rider):
                         break
+            for name, generation in targets.items():
+                self._write_held(name, generation, wait=True)
+            if rider is not None:
+                rider.write_held(wait=True)
+            done = True
         finally:
             for key in mine:
                 self._elsewhere.pop(key, None)
+            if not done:  # stopped or failed: what was not written stays unwritten (see _write_held)
+                for key in targets.items():
+                    self._held.pop(key, None)
         if between is not None:
             between()  # once more before the indexes are built, which may take a while
         for name, generation in targets.items():
@@ -1214,6 +1242,7 @@ class ProjectionRunner:
                 positions[name] = self._apply(name, generation, positions[name], todo, through=last,
                                               memory=memories[name], read_tables=(read_through or {}).get(name))
             elif positions[name] < last:
+                self._write_held(name, generation, wait=True)
                 self._advance(name, generation, positions[name], last)
                 positions[name] = last
         return True
@@ -1269,6 +1298,7 @@ class ProjectionRunner:
         try:
             return self._commit(projection, generation, position, events, through, memory, read_tables)
         except _EventFailed as failed:
+            self._write_held(name, generation, wait=True)  # the batches before this one, so that it starts there
             good = [(i, e) for i, e in events if i < failed.position]
             if good:
                 self._commit(projection, generation, position, good, None, read_tables=read_tables)
@@ -1277,14 +1307,21 @@ class ProjectionRunner:
         except (_Moved, ProjectionFailed):
             raise
         except Exception as exc:  # noqa: BLE001 - outside a handler (prefetch, a checkpoint, the writes)
-            error = f"{type(exc).__name__}: {exc}"
-            if len(events) > 1:
-                # which event: each alone, in a transaction of its own, stops at the one that fails
-                for single in events:
-                    position = self._apply(name, generation, position, [single], read_tables=read_tables)
-                error = f"the batch failed though each of its events applies alone: {error}"
-            self._record_error(name, generation, events[-1][0], error)
-            raise ProjectionFailed(name, events[-1][0], error) from exc
+            self._write_held(name, generation, wait=True)
+            self._fail_apart(name, generation, position, events, exc, read_tables)
+
+    def _fail_apart(self, name: str, generation: int, position: int, events: list[tuple[int, Any]],
+                    exc: Exception, read_tables: Tables | None = None) -> None:
+        """After ``events`` failed together from ``position`` outside a handler (prefetch, a checkpoint,
+        the writes): apply each alone, in a transaction of its own, to stop at the one that fails
+        (:class:`ProjectionFailed` at it), or raise :class:`ProjectionFailed` at the last if each applies."""
+        error = f"{type(exc).__name__}: {exc}"
+        if len(events) > 1:
+            for single in events:
+                position = self._apply(name, generation, position, [single], read_tables=read_tables)
+            error = f"the batch failed though each of its events applies alone: {error}"
+        self._record_error(name, generation, events[-1][0], error)
+        raise ProjectionFailed(name, events[-1][0], error) from exc
 
     def _commit(self, projection: Projection, generation: int, position: int, events: list[tuple[int, Any]],
                 through: int | None, memory: FillMemory | None = None, read_tables: Tables | None = None) -> int:
@@ -1294,32 +1331,80 @@ class ProjectionRunner:
         database (SQLite), so a second runner waits there and then finds the position moved -
         except in a fill from memory: its generation has no other writer (:class:`FillMemory`),
         so the events are applied in memory first, their writes kept (:attr:`Batch.deferred`),
-        and the batch is claimed and written after, holding SQLite's one write lock only
-        while it writes (another process may fill other generations meanwhile)."""
+        and the batch is held to be claimed and written after (:meth:`_write_held`), holding
+        SQLite's one write lock only while it writes (another process may fill other
+        generations meanwhile)."""
         tables = self.store.tables(projection.name, generation)
         new_position = through or events[-1][0]
         mine = and_(tracking.c.projection == projection.name, tracking.c.generation == generation)
+        key = (projection.name, generation)
         with self.store.engine.connect() as conn:
             batch = Batch(conn, tables, memory, read_tables=read_tables, history=read_tables is None)
-            batch.elsewhere = self._elsewhere.get((projection.name, generation))
+            batch.elsewhere = self._elsewhere.get(key)
             if memory is None:
                 self._claim(conn, mine, position)
                 projection.prefetch(batch, [e for _, e in projection.relevant(events)])
             else:
                 batch.deferred = True
+                batch.before_read = functools.partial(self._write_held, *key, wait=True)
             self._apply_events(projection, batch, position, events)
-            if memory is not None:
-                self._claim(conn, mine, position)
-                _fill_cache(conn, writing=True)
-                batch.write_deferred()
             batch.flush()
-            conn.execute(update(tracking).where(mine).values(
-                position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
-                updated_at=_now()))
-            if memory is not None:
-                _fill_cache(conn, writing=False)
-            conn.commit()
+            if memory is None:
+                conn.execute(update(tracking).where(mine).values(
+                    position=new_position, last_event_at=events[-1][1].timestamp, error=None, error_position=None,
+                    updated_at=_now()))
+                conn.commit()
+                return new_position
+        held = self._held.setdefault(key, [])
+        held.append(_Held(batch, position, new_position, events))
+        self._write_held(*key, wait=len(held) >= self.most_held)
         return new_position
+
+    most_held = 3
+    """The most batches a fill from memory holds unwritten while SQLite's write lock is taken (by
+    another process filling other generations): with that many it waits for the lock."""
+
+    def _write_held(self, name: str, generation: int, wait: bool) -> None:
+        """Write the batches a fill from memory holds for generation ``generation`` of ``name``, in
+        order, in one transaction with the position of the last, when the database lets this
+        connection write (SQLite: at once, or else later, unless ``wait``; other databases lock the
+        tracking row only, and always write). The batches were applied one after the other in
+        memory: the writes are the rows as each batch left them, so holding them changes no row.
+
+        A write that fails (not for the lock) is retried event by event from the position written
+        last, without the memory, to stop at the failing event (:class:`ProjectionFailed`)."""
+        key = (name, generation)
+        held = self._held.get(key)
+        if not held:
+            return
+        mine = and_(tracking.c.projection == name, tracking.c.generation == generation)
+        position = held[0].position
+        with self.store.engine.connect() as conn:
+            if not self._claimed(conn, mine, position, wait):
+                return
+            try:
+                _fill_cache(conn, writing=True)
+                for one in held:
+                    one.batch.conn = conn
+                    one.batch.write_deferred()
+                conn.execute(update(tracking).where(mine).values(
+                    position=held[-1].new_position, last_event_at=held[-1].events[-1][1].timestamp, error=None,
+                    error_position=None, updated_at=_now()))
+                _fill_cache(conn, writing=False)
+                conn.commit()
+            except Exception as exc:  # noqa: BLE001 - found at its event below
+                conn.rollback()
+                del self._held[key]
+                self._fail_apart(name, generation, position, [e for one in held for e in one.events], exc)
+        del self._held[key]
+
+    def _claimed(self, conn: Connection, mine: Any, position: int, wait: bool) -> bool:
+        """:meth:`_claim`; on SQLite without ``wait``, False at once (nothing done) when another
+        connection holds the write lock."""
+        if not wait and not _write_lock_now(conn):
+            return False
+        self._claim(conn, mine, position)
+        return True
 
     @staticmethod
     def _claim(conn: Connection, mine: Any, position: int) -> None:
@@ -1719,6 +1804,37 @@ class ProjectionRunner:
         return self.store.tables(name, generation)
 
 
+@dataclass
+class _Held:
+    """A batch a fill from memory applied but has not written (:meth:`ProjectionRunner._write_held`):
+    its kept writes, the position it starts from and the one it moves to, and its events."""
+
+    batch: Batch
+    position: int
+    new_position: int
+    events: list[tuple[int, Any]]
+
+
+def _write_lock_now(conn: Connection) -> bool:
+    """On SQLite, begin a transaction of ``conn`` holding the write lock if no other connection holds it,
+    without waiting; False (nothing begun) if one does. True at once on other databases (their
+    writers lock rows, not the database)."""
+    if conn.dialect.name != "sqlite":
+        return True
+    timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            raise
+        conn.rollback()
+        return False
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout)}")
+    return True
+
+
 class _Rider:
     """The rows of other projections' :attr:`Projection.event_rows` tables that a fill writes for the
     events it decodes (:meth:`ProjectionRunner.fill_many`'s ``riders``): those of ``classes`` (None: every
@@ -1734,10 +1850,16 @@ class _Rider:
             if projection.event_rows is None or projection.checkpoint_every:
                 raise ValueError(f"{name} has no rows of one event alone for another fill to write")
             self.parts.append((projection, getattr(store.tables(name, generation), projection.event_rows)))
+        self._held: list[list[tuple[Table, list[dict[str, Any]]]]] = []
+
+    most_held = 3
+    """The most batches of rows held unwritten while another connection holds SQLite's write lock."""
 
     def write(self, decoded: Sequence[tuple[int, Any]]) -> None:
-        """Write the rows of ``decoded`` (``(position, event)``) in one transaction; a failing event
-        raises :class:`ProjectionFailed` at it, for its projection."""
+        """Write the rows of ``decoded`` (``(position, event)``), with those held before, in one
+        transaction; on SQLite, if another connection holds the write lock, hold them for the next
+        call (or :meth:`write_held`) unless :attr:`most_held` batches are held. A failing event raises
+        :class:`ProjectionFailed` at it, for its projection."""
         classes, until = self.classes, self.until
         events = [(i, e) for i, e in decoded if i <= until and (classes is None or type(e) in classes)]
         if not events:
@@ -1755,14 +1877,25 @@ class _Rider:
                     rows.append(row)
             if rows:
                 writes.append((table, rows))
-        if not writes:
+        if writes:
+            self._held.append(writes)
+            self.write_held(wait=len(self._held) >= self.most_held)
+
+    def write_held(self, wait: bool) -> None:
+        """Write the rows held, in one transaction; on SQLite without ``wait``, only if no other
+        connection holds the write lock."""
+        if not self._held:
             return
         with self.store.engine.connect() as conn:
+            if not wait and not _write_lock_now(conn):
+                return
             _fill_cache(conn, writing=True)
-            for table, rows in writes:
-                _write_many(conn, table, rows, upsert=False)
+            for writes in self._held:
+                for table, rows in writes:
+                    _write_many(conn, table, rows, upsert=False)
             _fill_cache(conn, writing=False)
             conn.commit()
+        self._held = []
 
 
 class _Wanted:
