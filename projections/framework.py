@@ -1143,8 +1143,11 @@ class ProjectionRunner:
         fill, whose committed batches stay).
 
         A generation that starts empty is filled from memory: its rows stay in memory
-        between batches (:class:`FillMemory`), so no batch reads them back.
-        ``read_through`` (``{projection: tables}``) makes the batches read rows from
+        between batches (:class:`FillMemory`), so no batch reads them back, and on SQLite a
+        batch whose writes find the write lock taken (another process filling other
+        generations) is held while the next are applied (:meth:`_write_held`); all are
+        written before this returns, and a stop or failure leaves each generation at its
+        last written batch. ``read_through`` (``{projection: tables}``) makes the batches read rows from
         other tables than they write (an as-of overlay, :func:`as_of_tables`). ``keep`` sees the
         events as the targets do: the personal fields none of them reads are sealed
         (:meth:`Projection.personal_fields_read`).
@@ -1152,7 +1155,8 @@ class ProjectionRunner:
         Sharing a rebuild between two processes (:meth:`_fill_first`): ``riders``
         (``{projection: generation}``, projections not among ``targets``) has this pass also write
         the rows of their :attr:`Projection.event_rows` tables for the events of the targets' classes
-        it decodes, up to ``until``, in a transaction per batch that moves no position; ``elsewhere``
+        it decodes, up to ``until``, in transactions that move no position (held as the targets'
+        batches are); ``elsewhere``
         (``{projection: (event classes or None for all, last position)}``) tells targets' batches
         which of those rows another pass writes (:meth:`Batch.row_elsewhere`); the indexes of
         ``defer_indexes`` are left for a later fill to build (another process still writes rows).
