@@ -63,10 +63,8 @@ def _read_models(application: Any, settings: Any) -> Any:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """``value`` in UTC; one without a zone (which only ``export``'s options take) is read as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    """``value`` (with its zone: see :func:`zoned`) in UTC."""
+    return None if value is None else value.astimezone(timezone.utc)
 
 
 def zoned(value: datetime | None) -> datetime | None:
@@ -384,8 +382,10 @@ def _workers() -> int:
 @audit_app.command("export")
 def export(
     file: Annotated[Path, typer.Argument(dir_okay=False, help="the JSON Lines file to write")],
-    start: Annotated[Optional[datetime], typer.Option("--from", help="recorded from (UTC), inclusive")] = None,
-    end: Annotated[Optional[datetime], typer.Option("--to", help="recorded up to (UTC), inclusive")] = None,
+    start: Annotated[Optional[datetime], typer.Option(
+        "--from", callback=zoned, help="recorded from (with its offset: Z, +08:00), inclusive")] = None,
+    end: Annotated[Optional[datetime], typer.Option(
+        "--to", callback=zoned, help="recorded up to (with its offset: Z, +08:00), inclusive")] = None,
     anchor: Annotated[bool, typer.Option(
         "--anchor/--no-anchor", help="run on to the next seal so the file can be checked against it")] = True,
 ) -> None:

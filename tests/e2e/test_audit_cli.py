@@ -82,7 +82,7 @@ def test_verify_exits_1_naming_the_position_of_an_edited_event(store: dict[str, 
 
 def test_an_export_verifies_offline_without_the_database(store: dict[str, Any], tmp_path_factory) -> None:
     exported = store["dir"] / "export.jsonl"
-    made = tuohu(store["dir"], "audit", "export", "--from", "2000-01-01T00:00:00", "--to", "2100-01-01T00:00:00",
+    made = tuohu(store["dir"], "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T08:00:00+08:00",
                  str(exported))
     elsewhere = tmp_path_factory.mktemp("elsewhere")
 
@@ -321,14 +321,17 @@ def test_the_actor_trail_refuses_a_range_ending_before_it_starts(store: dict[str
     ("--as-of", ("state", "{id}", "--as-of", "2100-01-01")),
     ("--from", ("actor", "rev-wang", "--from", "2009-07-01T00:00:00", "--to", "2009-10-01T00:00:00Z")),
     ("--to", ("actor", "rev-wang", "--from", "2009-07-01T00:00:00Z", "--to", "2009-10-01T00:00:00")),
+    ("--from", ("export", "--from", "2000-01-01T00:00:00", "--to", "2100-01-01T00:00:00Z", "{dir}/export.jsonl")),
+    ("--to", ("export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01", "{dir}/export.jsonl")),
 ])
 def test_a_time_without_a_timezone_is_refused_naming_the_option_as_the_route_refuses_it(
         store: dict[str, Any], option: str, args: tuple[str, ...]) -> None:
     """The routes answer 422 for ``as_of``, ``from`` or ``to`` without an offset: an auditor's question must
     not depend on the zone of whoever reads it. The command exits 2 naming the option, before reading anything."""
-    refused = tuohu(store["dir"], "audit", *(a.format(id=store["customer_id"]) for a in args))
+    refused = tuohu(store["dir"], "audit", *(a.format(id=store["customer_id"], dir=store["dir"]) for a in args))
 
     assert refused.returncode == 2, refused.stdout
+    assert not (store["dir"] / "export.jsonl").exists()  # refused before anything is written
     said = " ".join(refused.stderr.split())
     assert f"'{option}'" in said and "no timezone" in said and "Z or +08:00" in said
     assert "Traceback" not in said
