@@ -788,12 +788,14 @@ class ReadModelStore:
         self._lock = threading.Lock()
         self.text = TextIndexes(engine)
         """The text indexes of the tables whose spec names a searched column."""
-        state_metadata.create_all(engine)
-        for name in self.projections:
-            with engine.begin() as conn:
+        with engine.begin() as conn:  # once, whoever else opens a new database at the same moment
+            _setup_lock(conn)
+            state_metadata.create_all(conn)
+            for name in self.projections:
                 if conn.execute(select(projection_state).where(projection_state.c.projection == name)).first() is None:
                     conn.execute(insert(projection_state).values(projection=name, active_generation=1))
                     self._start_tracking(conn, name, 1)
+        for name in self.projections:
             active = self.active_generation(name)
             if not self._has_current_columns(name, active):
                 # Tables of an earlier release: start a new, empty generation (the runner fills it from the log).
@@ -801,7 +803,10 @@ class ReadModelStore:
                             name, active)
                 self.activate(name, self.new_generation(name))
                 self.drop_generation(name, active)
-            self._ensure_tables(name, self.active_generation(name))
+        with engine.begin() as conn:
+            _setup_lock(conn)
+            for name in self.projections:
+                self._ensure_tables(name, self.active_generation(name, conn), conn)
 
 
     # ------------------------------------------------------------------ generations
@@ -845,17 +850,20 @@ class ReadModelStore:
                 return False
         return True
 
-    def _ensure_tables(self, name: str, generation: int) -> Tables:
+    def _ensure_tables(self, name: str, generation: int, conn: Connection | None = None) -> Tables:
+        """The tables of the generation, created where missing, with their text indexes (in ``conn``'s
+        transaction, or one of their own)."""
         tables = self.tables(name, generation)
-        for table in tables:
-            table.create(self.engine, checkfirst=True)
-        with self.engine.begin() as conn:
+        with self.engine.begin() if conn is None else nullcontext(conn) as conn:
+            for table in tables:
+                table.create(conn, checkfirst=True)
             for table in tables:
                 self.text.create(conn, table)  # a generation of an earlier release gets it from its rows
         return tables
 
-    def active_generation(self, name: str) -> int:
-        with self.engine.connect() as conn:
+    def active_generation(self, name: str, conn: Connection | None = None) -> int:
+        """The generation queries read (in ``conn``'s transaction, if given)."""
+        with self.engine.connect() if conn is None else nullcontext(conn) as conn:
             return int(conn.execute(select(projection_state.c.active_generation)
                                     .where(projection_state.c.projection == name)).scalar_one())
 
@@ -1029,6 +1037,15 @@ _FILL_CACHE_KIB = -131072
 """SQLite page cache of a connection while it writes a fill batch: 128 MiB (negative: KiB)."""
 _DEFAULT_CACHE_KIB = -2000
 """SQLite's default page cache, 2 MB, set back once the fill batch is written."""
+
+
+def _setup_lock(conn: Connection) -> None:
+    """Begin ``conn``'s transaction holding a lock that other processes setting up the same read-model
+    database wait for: SQLite's write lock; on PostgreSQL, a transaction-level advisory lock of the schema."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tuohu read models'))")
 
 
 def _fill_cache(conn: Connection, writing: bool) -> None:
