@@ -696,8 +696,8 @@ class PersonalDataMapper(Mapper[UUID]):
         self._reveal(domain_event.__dict__, stored_event.originator_id, topic, personal_fields(topic))
         return domain_event
 
-    def to_domain_events(self, rows: Sequence[StoredRow],
-                         fields: Callable[[str], tuple[str, ...]] | None = None) -> list[Any]:
+    def to_domain_events(self, rows: Sequence[StoredRow], fields: Callable[[str], tuple[str, ...]] | None = None,
+                         note_owners: bool = True) -> list[Any]:
         """:meth:`to_domain_event` of each stored event ``(notification id, originator id, originator
         version, topic, state)`` (:func:`application.decoding.stored_rows`), in order: equal events,
         in fewer steps. The state is decoded by a :class:`application.decoding.StateDecoder`; the
@@ -708,8 +708,13 @@ class PersonalDataMapper(Mapper[UUID]):
         ``fields``: the personal fields to decrypt of the events of a topic, by topic (called once
         per topic and call); None decrypts them all. The other personal fields an event carries
         are not decrypted: each reads as the :class:`Sealed` stand-in of its topic and field, which
-        raises :class:`PersonalFieldNotRead` when used. Owners are noted and erased keys forgotten
-        for every event either way."""
+        raises :class:`PersonalFieldNotRead` when used. Erased keys are forgotten for every event
+        either way.
+
+        ``note_owners``: whether to remember the customer of each event that names one, for the
+        encryption of later events of the same aggregate in this process (as :meth:`to_domain_event`
+        does). A reader that writes no events (the read models) leaves it out: the writers note
+        owners themselves, when they load an aggregate or store its events."""
         decode = self._states().decode
         kinds = self._kinds
         plans: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -736,14 +741,14 @@ class PersonalDataMapper(Mapper[UUID]):
                 event = super().to_domain_event(StoredEvent(originator_id, originator_version, topic, stored))
                 state, personal = event.__dict__, personal_fields(topic)
             if fields is None:
-                self._reveal(state, originator_id, topic, personal)
+                self._reveal(state, originator_id, topic, personal, note=note_owners)
             else:
                 plan = plans.get(topic)
                 if plan is None:
                     wanted = fields(topic)
                     plan = plans[topic] = (tuple(n for n in personal if n in wanted),
                                            tuple(n for n in personal if n not in wanted))
-                self._reveal(state, originator_id, topic, *plan)
+                self._reveal(state, originator_id, topic, *plan, note=note_owners)
             events.append(event)
         return events
 
@@ -764,10 +769,10 @@ class PersonalDataMapper(Mapper[UUID]):
         return found
 
     def _reveal(self, state: dict[str, Any], originator_id: Any, topic: str, personal: tuple[str, ...],
-                kept: tuple[str, ...] = ()) -> None:
-        """The steps after the library's mapper: note the owner, decrypt the personal fields ``personal``
-        and put a :class:`Sealed` stand-in in place of those ``kept`` sealed, forget an erased key."""
-        if "customer_id" in state:
+                kept: tuple[str, ...] = (), note: bool = True) -> None:
+        """The steps after the library's mapper: note the owner (if ``note``), decrypt the personal fields
+        ``personal`` and put a :class:`Sealed` stand-in in place of those ``kept`` sealed, forget an erased key."""
+        if note and "customer_id" in state:
             self._note_owner(str(originator_id), state["customer_id"])
         for name in personal:
             value = state.get(name)

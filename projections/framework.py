@@ -1276,8 +1276,9 @@ class ProjectionRunner:
         With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
         the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
         together; otherwise each notification is decoded by ``mapper.to_domain_event``. With ``names``,
-        the projections the events are for, a bulk decoder that takes ``fields`` decrypts only the
-        personal fields they read (:meth:`Projection.personal_fields_read`)."""
+        the projections the events are for, a bulk decoder that takes ``fields`` and ``note_owners``
+        decrypts only the personal fields they read (:meth:`Projection.personal_fields_read`) and
+        notes no owners (projections write no events)."""
         bulk = getattr(self.mapper, "to_domain_events", None)
         if bulk is None:
             notifications = _of_topics(self.recorder.select_notifications(start=start, limit=limit), topics,
@@ -1287,10 +1288,11 @@ class ProjectionRunner:
         if names is None:
             return list(zip([row[0] for row in rows], bulk(rows)))
         if self._bulk_fields is None:
-            self._bulk_fields = "fields" in pyinspect.signature(bulk).parameters
+            self._bulk_fields = {"fields", "note_owners"} <= set(pyinspect.signature(bulk).parameters)
         if not self._bulk_fields:
             return list(zip([row[0] for row in rows], bulk(rows)))
-        return list(zip([row[0] for row in rows], bulk(rows, fields=self._fields_read(frozenset(names)))))
+        return list(zip([row[0] for row in rows],
+                        bulk(rows, fields=self._fields_read(frozenset(names)), note_owners=False)))
 
     def _fields_read(self, names: frozenset[str]) -> Callable[[str], tuple[str, ...]]:
         """By topic, the personal fields (:func:`application.privacy.personal_fields`) that at least one of

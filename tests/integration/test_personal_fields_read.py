@@ -109,6 +109,29 @@ def test_a_sealed_event_still_prints_and_notes_owners_and_forgets_erased_keys(st
     assert str(erased) in mapper.keys._erased  # the erasure event was read: the key is never used again
 
 
+def test_a_reader_that_notes_no_owners_still_forgets_erased_keys(stored) -> None:
+    """The read models decode without noting owners (they write no events); an erasure they read still
+    makes its key unusable."""
+    application, _, erased = stored
+    rows = stored_rows(application.recorder, 1, 1_000_000)
+    mapper = PersonalDataMapper(application.mapper.transcoder, keys=KeyRing(application.mapper.keys.store))
+    events = mapper.to_domain_events(rows, fields=lambda topic: (), note_owners=False)
+
+    assert any(type(e).__qualname__ == "Visit.Planned" for e in events)
+    assert mapper._owners == {}
+    assert str(erased) in mapper.keys._erased
+
+
+def test_a_fill_notes_no_owners(stored) -> None:
+    _application, read_models, _erased = stored
+    mapper = read_models.runner.mapper
+    mapper._owners.clear()
+
+    _fill(read_models.runner, "pipeline")
+
+    assert mapper._owners == {}
+
+
 def _fill(runner: ProjectionRunner, name: str) -> dict[str, str]:
     generation = runner.store.new_generation(name)
     try:
