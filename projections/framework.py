@@ -1086,8 +1086,8 @@ class ProjectionRunner:
         """Set by :meth:`wait_for`: a following runner catches up now rather than at its next poll."""
         self._reads: dict[frozenset[str], Callable[[str], tuple[str, ...]]] = {}
         """Per set of projections, the personal fields they read by topic (:meth:`_fields_read`)."""
-        self._bulk_fields: bool | None = None
-        """Whether the mapper's bulk decoding takes the personal fields to decrypt (None: not looked yet)."""
+        self._bulk_takes: frozenset[str] | None = None
+        """The keywords the mapper's bulk decoding takes of ``fields`` and ``note_owners`` (None: not looked yet)."""
 
     # ------------------------------------------------------------------ catching up
 
@@ -1192,7 +1192,7 @@ class ProjectionRunner:
         if riders:
             if until is None or keep is not None or read_through:
                 raise ValueError("riders are written up to a given position, in a fill of every event")
-            rider = _Rider(self.store, riders, classes, until)
+            rider = _Rider(self.store, riders, classes, until, self.most_held)
         mine = {(name, targets[name]): value for name, value in (elsewhere or {}).items() if name in targets}
         self._elsewhere.update(mine)
         done = False
@@ -1276,9 +1276,9 @@ class ProjectionRunner:
         With a mapper that decodes in bulk (:meth:`application.privacy.PersonalDataMapper.to_domain_events`)
         the stored events are read as tuples (:func:`application.decoding.stored_rows`) and decoded
         together; otherwise each notification is decoded by ``mapper.to_domain_event``. With ``names``,
-        the projections the events are for, a bulk decoder that takes ``fields`` and ``note_owners``
-        decrypts only the personal fields they read (:meth:`Projection.personal_fields_read`) and
-        notes no owners (projections write no events)."""
+        the projections the events are for, a bulk decoder that takes ``fields`` decrypts only the
+        personal fields they read (:meth:`Projection.personal_fields_read`), and one that takes
+        ``note_owners`` notes no owners (projections write no events)."""
         bulk = getattr(self.mapper, "to_domain_events", None)
         if bulk is None:
             notifications = _of_topics(self.recorder.select_notifications(start=start, limit=limit), topics,
@@ -1287,12 +1287,14 @@ class ProjectionRunner:
         rows = _of_topics(stored_rows(self.recorder, start, limit, self._uuids), topics, itemgetter(3))
         if names is None:
             return list(zip([row[0] for row in rows], bulk(rows)))
-        if self._bulk_fields is None:
-            self._bulk_fields = {"fields", "note_owners"} <= set(pyinspect.signature(bulk).parameters)
-        if not self._bulk_fields:
-            return list(zip([row[0] for row in rows], bulk(rows)))
-        return list(zip([row[0] for row in rows],
-                        bulk(rows, fields=self._fields_read(frozenset(names)), note_owners=False)))
+        if self._bulk_takes is None:
+            self._bulk_takes = frozenset({"fields", "note_owners"} & set(pyinspect.signature(bulk).parameters))
+        options: dict[str, Any] = {}
+        if "fields" in self._bulk_takes:
+            options["fields"] = self._fields_read(frozenset(names))
+        if "note_owners" in self._bulk_takes:
+            options["note_owners"] = False
+        return list(zip([row[0] for row in rows], bulk(rows, **options)))
 
     def _fields_read(self, names: frozenset[str]) -> Callable[[str], tuple[str, ...]]:
         """By topic, the personal fields (:func:`application.privacy.personal_fields`) that at least one of
@@ -1864,8 +1866,11 @@ class _Rider:
     class) up to position ``until``, into the generations of ``riders`` (``{projection: generation}``)."""
 
     def __init__(self, store: ReadModelStore, riders: dict[str, int], classes: frozenset[type] | None,
-                 until: int) -> None:
+                 until: int, most_held: int) -> None:
         self.store, self.classes, self.until = store, classes, until
+        self.most_held = most_held
+        """The most batches of rows held unwritten while another connection holds SQLite's write lock
+        (the runner's :attr:`ProjectionRunner.most_held`)."""
         self.names = list(riders)
         self.parts: list[tuple[Projection, Table]] = []
         for name, generation in riders.items():
@@ -1874,9 +1879,6 @@ class _Rider:
                 raise ValueError(f"{name} has no rows of one event alone for another fill to write")
             self.parts.append((projection, getattr(store.tables(name, generation), projection.event_rows)))
         self._held: list[list[tuple[Table, list[dict[str, Any]]]]] = []
-
-    most_held = 3
-    """The most batches of rows held unwritten while another connection holds SQLite's write lock."""
 
     def write(self, decoded: Sequence[tuple[int, Any]]) -> None:
         """Write the rows of ``decoded`` (``(position, event)``), with those held before, in one

@@ -169,6 +169,32 @@ def test_each_projection_filled_alone_writes_what_it_writes_with_every_field_dec
     assert read("tuohu:RiskCase.Identified") == ("description", "reason")
 
 
+class _FieldsOnly:
+    """The mapper, decoding in bulk with ``fields`` but no ``note_owners`` keyword; records what it was given."""
+
+    def __init__(self, mapper: PersonalDataMapper) -> None:
+        self._mapper = mapper
+        self.given: list[Any] = []
+
+    def to_domain_events(self, rows: Any, fields: Any = None) -> list[Any]:
+        self.given.append(fields)
+        return self._mapper.to_domain_events(rows, fields=fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mapper, name)
+
+
+def test_a_bulk_decoder_without_note_owners_still_decrypts_only_the_fields_read(stored) -> None:
+    application, read_models, _ = stored
+    mapper = _FieldsOnly(application.mapper)
+    runner = ProjectionRunner(application.recorder, mapper, read_models.store)
+
+    _fill(runner, "pipeline")
+
+    assert mapper.given and all(fields is not None for fields in mapper.given)
+    assert mapper.given[0]("tuohu:Customer.Registered") == ("display_name",)
+
+
 class _ReadsReason(Projection):
     """Keeps why customers were marked key customers; names the reason as read only when told to."""
 
