@@ -795,18 +795,19 @@ class ReadModelStore:
                 if conn.execute(select(projection_state).where(projection_state.c.projection == name)).first() is None:
                     conn.execute(insert(projection_state).values(projection=name, active_generation=1))
                     self._start_tracking(conn, name, 1)
-        for name in self.projections:
-            active = self.active_generation(name)
-            if not self._has_current_columns(name, active):
-                # Tables of an earlier release: start a new, empty generation (the runner fills it from the log).
-                log.warning("read model %s: generation %s lacks columns of this release; starting a new one",
-                            name, active)
-                self.activate(name, self.new_generation(name))
-                self.drop_generation(name, active)
-        with engine.begin() as conn:
-            _setup_lock(conn)
-            for name in self.projections:
-                self._ensure_tables(name, self.active_generation(name, conn), conn)
+            actives = {name: self.active_generation(name, conn) for name in self.projections}
+            earlier = {name: active for name, active in actives.items()
+                       if not self._has_current_columns(name, active, conn)}
+            for name, active in actives.items():
+                if name not in earlier:
+                    self._ensure_tables(name, active, conn)
+        for name, active in earlier.items():
+            # Tables of an earlier release: start a new, empty generation (the runner fills it from the log);
+            # outside the lock above, since a new generation takes one of its own.
+            log.warning("read model %s: generation %s lacks columns of this release; starting a new one",
+                        name, active)
+            self.activate(name, self.new_generation(name))
+            self.drop_generation(name, active)
 
 
     # ------------------------------------------------------------------ generations
@@ -837,9 +838,10 @@ class ReadModelStore:
                 self._tables[(name, generation)] = found
         return found
 
-    def _has_current_columns(self, name: str, generation: int) -> bool:
-        """Whether the generation has every table and column this release defines (or no table yet)."""
-        inspector = inspect(self.engine)
+    def _has_current_columns(self, name: str, generation: int, conn: Connection) -> bool:
+        """Whether the generation has every table and column this release defines (or no table yet), as
+        ``conn``'s transaction sees it."""
+        inspector = inspect(conn)
         tables = list(self.tables(name, generation))
         present = [t for t in tables if inspector.has_table(t.name)]
         if present and len(present) < len(tables):
