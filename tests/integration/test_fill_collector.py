@@ -1,0 +1,133 @@
+"""A fill and the cyclic garbage collector: paused while a batch is applied, what the batches leave
+alive frozen after each (so no later collection scans it again), unfrozen when the fill ends; and
+a batch freed by reference counting alone - a write lock found busy leaves no reference cycle
+holding the caller's frame (a frozen cycle would keep its batch alive until the fill ends)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, String
+
+from application import Settings, bootstrap
+from domain.base import Context
+from domain.customer import Customer
+from projections import build_read_models
+from projections.framework import Batch, Projection, ProjectionRunner, ReadModelStore, TableSpec, _write_lock_now
+
+
+@pytest.fixture
+def sqlite_services(tmp_path: Path) -> Iterator[tuple]:
+    settings = Settings(data_dir=tmp_path / "var", database_url=None)
+    application = bootstrap(settings)
+    read_models = build_read_models(application, settings)
+    try:
+        yield application, read_models
+    finally:
+        read_models.close()
+        application.close()
+
+
+class _Watch(Projection):
+    """Counts registrations, noting for each whether the collector runs and how many objects are frozen."""
+
+    name = "watch"
+    specs = (TableSpec("seen", lambda: [Column("customer_id", String(), primary_key=True),
+                                        Column("value", Integer, nullable=False)]),)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, int]] = []
+
+    def handlers(self) -> dict[type, Any]:
+        def registered(batch: Batch, event: Customer.Registered) -> None:
+            self.seen.append((gc.isenabled(), gc.get_freeze_count()))
+            batch.put("seen", {"customer_id": str(event.originator_id), "value": 1})
+        return {Customer.Registered: registered}
+
+
+def _registered(application: Any, count: int) -> None:
+    ctx = Context("mgr-wu", "customer_manager")
+    for _ in range(count):
+        application.register_customer(ctx, kind="retail", acquisition_channel="branch", source_detail="counter",
+                                      segment="mass", manager_id="mgr-wu", branch="B1")
+
+
+def _watched(application: Any, read_models: Any) -> tuple[_Watch, ProjectionRunner, ReadModelStore]:
+    watch = _Watch()
+    store = ReadModelStore(read_models.engine, [watch])
+    return watch, ProjectionRunner(application.recorder, application.mapper, store, fill_batch_size=2), store
+
+
+def test_a_fill_pauses_the_collector_freezes_what_batches_leave_and_unfreezes_at_the_end(sqlite_services) -> None:
+    application, read_models = sqlite_services
+    _registered(application, 6)  # three batches of two
+    watch, runner, store = _watched(application, read_models)
+    generation = store.new_generation("watch")
+    gc.unfreeze()  # nothing frozen before the fill (another test's leftovers, if any)
+    assert gc.isenabled()
+
+    runner.fill("watch", generation)
+
+    assert len(watch.seen) == 6
+    assert not any(enabled for enabled, _ in watch.seen)  # paused while each batch was applied
+    assert [frozen > 0 for _, frozen in watch.seen] == [False, False, True, True, True, True]
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # all unfrozen when the fill ended
+    assert store.position("watch", generation) == application.recorder.max_notification_id()
+
+
+def test_a_fill_leaves_objects_frozen_before_it_frozen(sqlite_services) -> None:
+    """A process that froze its own objects (a pre-forking server, say) keeps them frozen: the fill only pauses."""
+    application, read_models = sqlite_services
+    _registered(application, 6)
+    watch, runner, store = _watched(application, read_models)
+    generation = store.new_generation("watch")
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        assert before > 0
+
+        runner.fill("watch", generation)
+
+        assert not any(enabled for enabled, _ in watch.seen)
+        # the fill froze nothing more (frozen objects may be freed meanwhile) and unfroze none
+        assert all(0 < frozen <= before for _, frozen in watch.seen)
+        assert 0 < gc.get_freeze_count() <= before
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+class _Kept:
+    """An object of the caller's frame, to see when the frame is freed."""
+
+
+def _try_lock(store: ReadModelStore) -> tuple[bool, weakref.ref[_Kept]]:
+    kept = _Kept()
+    with store.engine.connect() as conn:
+        taken = _write_lock_now(conn)
+        conn.rollback()
+    return taken, weakref.ref(kept)
+
+
+def test_a_busy_write_lock_leaves_nothing_for_the_collector(sqlite_services) -> None:
+    _, read_models = sqlite_services
+    store = read_models.store
+    blocker = store.engine.raw_connection()
+    blocker.execute("BEGIN IMMEDIATE")
+    gc.collect()
+    gc.disable()
+    try:
+        taken, ref = _try_lock(store)
+        assert taken is False
+        assert ref() is None, "the caller's frame is still alive: the busy error is in a reference cycle"
+    finally:
+        gc.enable()
+        blocker.rollback()
+        blocker.close()
+    taken, _ = _try_lock(store)
+    assert taken is True
