@@ -85,6 +85,7 @@ def main() -> None:
             settings = Settings(data_dir=Path(tmp), database_url=args.postgres, database_schema=schema)
             raw_env = {**Settings(data_dir=Path(tmp), database_url=args.postgres,
                                   database_schema=f"{schema}_raw").event_store_env()}
+            raw_env.pop("APPLICATION_RECORDER_TOPIC")  # the library's own recorder
         else:
             settings = Settings(data_dir=Path(tmp) / "tuohu")
             raw_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(Path(tmp) / "raw.sqlite")}
