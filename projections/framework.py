@@ -1056,6 +1056,22 @@ def _fill_cache(conn: Connection, writing: bool) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size={_FILL_CACHE_KIB if writing else _DEFAULT_CACHE_KIB}")
 
 
+def _commit_unchecked(conn: Connection) -> None:
+    """Commit ``conn``'s transaction; on SQLite without the checkpoint of the write-ahead log that a commit
+    runs when it finds the log over the connection's threshold (``PRAGMA wal_autocheckpoint``, 1,000 pages
+    by default): the pages written stay in the log until another connection's commit, or a later one of
+    this connection's, checkpoints them. Their readers see them either way."""
+    if conn.dialect.name != "sqlite":
+        conn.commit()
+        return
+    pages = int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 0)
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+    try:
+        conn.commit()
+    finally:
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={pages}")
+
+
 class ProjectionRunner:
     """Applies the application's event log to the projections; catches up, then follows."""
 
@@ -1080,6 +1096,9 @@ class ProjectionRunner:
         self._elsewhere: dict[tuple[str, int], tuple[frozenset[type] | None, int]] = {}
         """``{(projection, generation): (event classes, last position)}`` of the fills now running whose
         :attr:`Projection.event_rows` another process writes (:meth:`fill_many`'s ``elsewhere``)."""
+        self._unchecked: set[tuple[str, int]] = set()
+        """The generations being filled whose batch commits leave SQLite's log to other connections to
+        checkpoint (:meth:`fill_many`'s ``checkpoints``)."""
         self._held: dict[tuple[str, int], list[_Held]] = {}
         """``{(projection, generation): batches}`` a fill from memory has applied but not yet written
         (:meth:`_write_held`)."""
@@ -1154,7 +1173,8 @@ class ProjectionRunner:
                   keep: EventFilter | None = None, read_through: dict[str, Tables] | None = None,
                   between: Callable[[], None] | None = None,
                   elsewhere: dict[str, tuple[frozenset[type] | None, int]] | None = None,
-                  riders: dict[str, int] | None = None, defer_indexes: Collection[str] = ()) -> dict[str, int]:
+                  riders: dict[str, int] | None = None, defer_indexes: Collection[str] = (),
+                  checkpoints: bool = True) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
         log, decoding each event once. Returns ``{projection: position}``. ``between`` is
         called before each batch and before the indexes are built (it may raise to stop the
@@ -1178,6 +1198,9 @@ class ProjectionRunner:
         (``{projection: (event classes or None for all, last position)}``) tells targets' batches
         which of those rows another pass writes (:meth:`Batch.row_elsewhere`); the indexes of
         ``defer_indexes`` are left for a later fill to build (another process still writes rows).
+        Without ``checkpoints``, the commits of the targets' batches on SQLite run no checkpoint of the
+        write-ahead log (:func:`_commit_unchecked`): the other process's commits run them meanwhile, and
+        the first commit after this fill with its own threshold (building the indexes).
         """
         read_through = read_through or {}
         positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
@@ -1196,6 +1219,8 @@ class ProjectionRunner:
             rider = _Rider(self.store, riders, classes, until, self.most_held)
         mine = {(name, targets[name]): value for name, value in (elsewhere or {}).items() if name in targets}
         self._elsewhere.update(mine)
+        unchecked = set() if checkpoints else set(targets.items()) - self._unchecked
+        self._unchecked |= unchecked
         done = False
         try:
             with _Collector() as collector:
@@ -1218,6 +1243,7 @@ class ProjectionRunner:
         finally:
             for key in mine:
                 self._elsewhere.pop(key, None)
+            self._unchecked -= unchecked
             if not done:  # stopped or failed: what was not written stays unwritten (see _write_held)
                 for key in targets.items():
                     self._held.pop(key, None)
@@ -1418,7 +1444,10 @@ class ProjectionRunner:
                     position=held[-1].new_position, last_event_at=held[-1].events[-1][1].timestamp, error=None,
                     error_position=None, updated_at=_now()))
                 _fill_cache(conn, writing=False)
-                conn.commit()
+                if key in self._unchecked:
+                    _commit_unchecked(conn)
+                else:
+                    conn.commit()
             except Exception as exc:  # noqa: BLE001 - found at its event below
                 conn.rollback()
                 del self._held[key]
@@ -1744,8 +1773,9 @@ class ProjectionRunner:
 
         try:
             # up to the same head: the events after it are the next fill's, here, all rows included
+            # The helper's commits checkpoint SQLite's log, this process's do not: it has the longer part
             self.fill_many(ours, until=head, between=check, elsewhere=dict.fromkeys(riders, (classes, head)),
-                           defer_indexes=riders)
+                           defer_indexes=riders, checkpoints=False)
             helping.result(between)
         except BaseException:
             helping.kill()

@@ -1,7 +1,9 @@
 """A fill and the cyclic garbage collector: paused while a batch is applied, what the batches leave
 alive frozen after each (so no later collection scans it again), unfrozen when the fill ends; and
 a batch freed by reference counting alone - a write lock found busy leaves no reference cycle
-holding the caller's frame (a frozen cycle would keep its batch alive until the fill ends)."""
+holding the caller's frame (a frozen cycle would keep its batch alive until the fill ends).
+And a fill whose commits leave SQLite's log to other connections to checkpoint (the rebuild's
+first process, while its helper's commits checkpoint)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, String
+from sqlalchemy import Column, Integer, String, event
 
 from application import Settings, bootstrap
 from domain.base import Context
 from domain.customer import Customer
+from interfaces.demo import generate_demo
 from projections import build_read_models
 from projections.framework import Batch, Projection, ProjectionRunner, ReadModelStore, TableSpec, _write_lock_now
 
@@ -131,3 +134,37 @@ def test_a_busy_write_lock_leaves_nothing_for_the_collector(sqlite_services) -> 
         blocker.close()
     taken, _ = _try_lock(store)
     assert taken is True
+
+
+def test_a_fill_without_checkpoints_leaves_its_pages_in_the_log(sqlite_services) -> None:
+    """The rebuild's first process fills with ``checkpoints=False``: its batch commits leave the write-ahead
+    log for the helper's commits to copy into the database (SQLite checkpoints at a commit that finds the log
+    over ``wal_autocheckpoint`` pages; 10 here, so that every batch would)."""
+    application, read_models = sqlite_services
+    generate_demo(application, events=3_000, seed=5)
+    store, runner = read_models.store, read_models.runner
+    runner.fill_batch_size = 300
+    engine = store.engine
+    database = Path(engine.url.database)
+    log = Path(f"{database}-wal")
+
+    @event.listens_for(engine, "connect")
+    def small_threshold(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=10")
+
+    engine.dispose()  # the pooled connections, opened before: new ones take the threshold
+
+    def fill(checkpoints: bool) -> tuple[int, int]:
+        generation = store.new_generation("pipeline")
+        store.drop_indexes("pipeline", generation)  # as the fill does first: its DDL checkpointed below
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = database.stat().st_size
+        runner.fill_many({"pipeline": generation}, checkpoints=checkpoints, defer_indexes=["pipeline"])
+        assert store.position("pipeline", generation) == application.recorder.max_notification_id()
+        return database.stat().st_size - before, log.stat().st_size
+
+    grown, logged = fill(checkpoints=False)
+    _, logged_checked = fill(checkpoints=True)  # the same rows again, in a new generation
+    assert grown == 0  # nothing copied into the database: every page the fill wrote is in the log
+    assert logged_checked < logged / 2  # checkpointed and started over by the batches' own commits
