@@ -1064,12 +1064,15 @@ def _commit_unchecked(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         conn.commit()
         return
-    pages = int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 0)
-    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+    # On the driver's connection: restored even when the commit fails (SQLAlchemy then refuses statements
+    # until a rollback), so that no pooled connection is left never checkpointing.
+    driver = conn.connection.driver_connection
+    pages = int(driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0])  # type: ignore[union-attr]
+    driver.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
     try:
         conn.commit()
     finally:
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={pages}")
+        driver.execute(f"PRAGMA wal_autocheckpoint={pages}")  # type: ignore[union-attr]
 
 
 class ProjectionRunner:
@@ -1096,9 +1099,9 @@ class ProjectionRunner:
         self._elsewhere: dict[tuple[str, int], tuple[frozenset[type] | None, int]] = {}
         """``{(projection, generation): (event classes, last position)}`` of the fills now running whose
         :attr:`Projection.event_rows` another process writes (:meth:`fill_many`'s ``elsewhere``)."""
-        self._unchecked: set[tuple[str, int]] = set()
-        """The generations being filled whose batch commits leave SQLite's log to other connections to
-        checkpoint (:meth:`fill_many`'s ``checkpoints``)."""
+        self._unchecked: dict[tuple[str, int], Callable[[], bool]] = {}
+        """``{(projection, generation): whether another process checkpoints now}`` of the fills whose batch
+        commits leave SQLite's log to that process to checkpoint (:meth:`fill_many`'s ``checkpointed_elsewhere``)."""
         self._held: dict[tuple[str, int], list[_Held]] = {}
         """``{(projection, generation): batches}`` a fill from memory has applied but not yet written
         (:meth:`_write_held`)."""
@@ -1174,7 +1177,7 @@ class ProjectionRunner:
                   between: Callable[[], None] | None = None,
                   elsewhere: dict[str, tuple[frozenset[type] | None, int]] | None = None,
                   riders: dict[str, int] | None = None, defer_indexes: Collection[str] = (),
-                  checkpoints: bool = True) -> dict[str, int]:
+                  checkpointed_elsewhere: Callable[[], bool] | None = None) -> dict[str, int]:
         """Fill several generations (``{projection: generation}``) in one pass over the
         log, decoding each event once. Returns ``{projection: position}``. ``between`` is
         called before each batch and before the indexes are built (it may raise to stop the
@@ -1198,9 +1201,9 @@ class ProjectionRunner:
         (``{projection: (event classes or None for all, last position)}``) tells targets' batches
         which of those rows another pass writes (:meth:`Batch.row_elsewhere`); the indexes of
         ``defer_indexes`` are left for a later fill to build (another process still writes rows).
-        Without ``checkpoints``, the commits of the targets' batches on SQLite run no checkpoint of the
-        write-ahead log (:func:`_commit_unchecked`): the other process's commits run them meanwhile, and
-        the first commit after this fill with its own threshold (building the indexes).
+        While ``checkpointed_elsewhere()`` is true (another process writing the same SQLite database, whose
+        commits checkpoint its write-ahead log), the commits of the targets' batches run no checkpoint
+        (:func:`_commit_unchecked`); once it is false, they do again.
         """
         read_through = read_through or {}
         positions = {name: self.store.position(name, generation) for name, generation in targets.items()}
@@ -1219,8 +1222,9 @@ class ProjectionRunner:
             rider = _Rider(self.store, riders, classes, until, self.most_held)
         mine = {(name, targets[name]): value for name, value in (elsewhere or {}).items() if name in targets}
         self._elsewhere.update(mine)
-        unchecked = set() if checkpoints else set(targets.items()) - self._unchecked
-        self._unchecked |= unchecked
+        unchecked = {} if checkpointed_elsewhere is None else \
+            {key: checkpointed_elsewhere for key in targets.items() if key not in self._unchecked}
+        self._unchecked.update(unchecked)
         done = False
         try:
             with _Collector() as collector:
@@ -1243,7 +1247,8 @@ class ProjectionRunner:
         finally:
             for key in mine:
                 self._elsewhere.pop(key, None)
-            self._unchecked -= unchecked
+            for key in unchecked:
+                self._unchecked.pop(key, None)
             if not done:  # stopped or failed: what was not written stays unwritten (see _write_held)
                 for key in targets.items():
                     self._held.pop(key, None)
@@ -1444,7 +1449,8 @@ class ProjectionRunner:
                     position=held[-1].new_position, last_event_at=held[-1].events[-1][1].timestamp, error=None,
                     error_position=None, updated_at=_now()))
                 _fill_cache(conn, writing=False)
-                if key in self._unchecked:
+                elsewhere = self._unchecked.get(key)
+                if elsewhere is not None and elsewhere():
                     _commit_unchecked(conn)
                 else:
                     conn.commit()
@@ -1773,9 +1779,10 @@ class ProjectionRunner:
 
         try:
             # up to the same head: the events after it are the next fill's, here, all rows included
-            # The helper's commits checkpoint SQLite's log, this process's do not: it has the longer part
+            # While the helper runs, its commits checkpoint SQLite's log and this process's do not: this
+            # process has the longer part
             self.fill_many(ours, until=head, between=check, elsewhere=dict.fromkeys(riders, (classes, head)),
-                           defer_indexes=riders, checkpoints=False)
+                           defer_indexes=riders, checkpointed_elsewhere=helping.running)
             helping.result(between)
         except BaseException:
             helping.kill()
@@ -1886,7 +1893,7 @@ def _write_lock_now(conn: Connection) -> bool:
         # included) in a reference cycle that only the cyclic collector frees (see _Collector).
         conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY and its extended codes
             raise
         conn.rollback()
         return False
@@ -2021,9 +2028,11 @@ class _Collector:
     usual. A fill frees what it no longer uses by reference counting (a cycle would stay frozen,
     and alive, until the fill ends).
 
-    Freezing is global to the process: a fill freezes only if nothing else has frozen objects
-    when it starts (a server that froze its start-up objects keeps them frozen; a second fill
-    meanwhile in another thread only pauses the collector)."""
+    The collector and its frozen objects are the process's, not the fill's: a fill freezes only if
+    nothing else has frozen objects when it starts (a server that froze its start-up objects keeps
+    them frozen; a second fill meanwhile in another thread only pauses the collector, and may
+    resume it during the first one's batch, which costs time, not results); while a fill runs,
+    the cyclic garbage of the process's other threads stays frozen, and alive, until it ends."""
 
     def __init__(self) -> None:
         self.freezing = False

@@ -102,6 +102,10 @@ class Helper:
             raise HelperFailed(f"the helper filling {', '.join(self.targets)} failed: {value}")
         return value
 
+    def running(self) -> bool:
+        """Whether the helper has not ended yet."""
+        return self._process.poll() is None
+
     def check(self) -> None:
         """Raise :class:`HelperFailed` at once if the helper has ended abnormally (killed, or
         crashed before it could report), so the rebuild stops rather than fill on for nothing."""

@@ -136,10 +136,11 @@ def test_a_busy_write_lock_leaves_nothing_for_the_collector(sqlite_services) -> 
     assert taken is True
 
 
-def test_a_fill_without_checkpoints_leaves_its_pages_in_the_log(sqlite_services) -> None:
-    """The rebuild's first process fills with ``checkpoints=False``: its batch commits leave the write-ahead
-    log for the helper's commits to copy into the database (SQLite checkpoints at a commit that finds the log
-    over ``wal_autocheckpoint`` pages; 10 here, so that every batch would)."""
+def test_a_fill_checkpointed_elsewhere_leaves_its_pages_in_the_log(sqlite_services) -> None:
+    """The rebuild's first process fills with ``checkpointed_elsewhere`` (its helper running): its batch
+    commits leave the write-ahead log for the helper's commits to copy into the database (SQLite
+    checkpoints at a commit that finds the log over ``wal_autocheckpoint`` pages; 10 here, so that every
+    batch would). Once the other process is done, its commits checkpoint again."""
     application, read_models = sqlite_services
     generate_demo(application, events=3_000, seed=5)
     store, runner = read_models.store, read_models.runner
@@ -154,17 +155,48 @@ def test_a_fill_without_checkpoints_leaves_its_pages_in_the_log(sqlite_services)
 
     engine.dispose()  # the pooled connections, opened before: new ones take the threshold
 
-    def fill(checkpoints: bool) -> tuple[int, int]:
+    def fill(elsewhere: Any) -> tuple[int, int]:
         generation = store.new_generation("pipeline")
         store.drop_indexes("pipeline", generation)  # as the fill does first: its DDL checkpointed below
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         before = database.stat().st_size
-        runner.fill_many({"pipeline": generation}, checkpoints=checkpoints, defer_indexes=["pipeline"])
+        runner.fill_many({"pipeline": generation}, checkpointed_elsewhere=elsewhere, defer_indexes=["pipeline"])
         assert store.position("pipeline", generation) == application.recorder.max_notification_id()
         return database.stat().st_size - before, log.stat().st_size
 
-    grown, logged = fill(checkpoints=False)
-    _, logged_checked = fill(checkpoints=True)  # the same rows again, in a new generation
+    grown, logged = fill(lambda: True)
+    _, logged_done = fill(lambda: False)  # the same rows again, in a new generation: the other process ended
+    _, logged_checked = fill(None)
     assert grown == 0  # nothing copied into the database: every page the fill wrote is in the log
-    assert logged_checked < logged / 2  # checkpointed and started over by the batches' own commits
+    assert logged_done < logged / 2  # checkpointed and started over by the batches' own commits
+    assert logged_checked < logged / 2
+    with engine.connect() as conn:  # every pooled connection checkpoints again
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10
+
+
+def test_a_failing_unchecked_commit_still_restores_the_threshold(tmp_path: Path) -> None:
+    """A commit refused by the database (a deferred foreign key, here) raises its error, and the connection,
+    back in the pool, checkpoints as before."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import IntegrityError
+
+    from projections.framework import _commit_unchecked
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'f.sqlite'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                             "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint=123")
+        conn.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (1, 99)")
+        with pytest.raises(IntegrityError):
+            _commit_unchecked(conn)
+        conn.rollback()
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 123
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM child").scalar() == 0
+    engine.dispose()
