@@ -63,7 +63,7 @@ class Settings(BaseSettings):
                 "POSTGRES_POOL_SIZE": "5",
                 "POSTGRES_MAX_OVERFLOW": "10",
                 # the library's recorder, writing without psycopg's pipeline mode (application.postgres)
-                "APPLICATION_RECORDER_TOPIC": "application.postgres:PostgresRecorder",
+                "APPLICATION_RECORDER_TOPIC": "application.postgres:PostgresEventRecorder",
             }
             return env
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from application import Settings, bootstrap
-from application.postgres import PostgresRecorder
+from application.postgres import PostgresEventRecorder
 from domain.base import Context
 
 pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
@@ -41,7 +41,7 @@ def _events(count: int, size: int = 2_000) -> list[StoredEvent]:
 
 
 def test_the_store_records_with_tuohus_recorder(postgres_app) -> None:
-    assert type(postgres_app.recorder) is PostgresRecorder
+    assert type(postgres_app.recorder) is PostgresEventRecorder
     assert isinstance(postgres_app.recorder, PostgresApplicationRecorder)
 
 
