@@ -987,7 +987,8 @@ class AuditChain:
     # ------------------------------------------------------------------ export
 
     def position_range(self, start: datetime | None, end: datetime | None) -> tuple[int | None, int | None]:
-        """First and last position recorded in ``[start, end]`` (assumes recording times rise with position)."""
+        """First and last position recorded in ``[start, end]`` (assumes recording times rise with position);
+        ``(None, None)`` when no event was recorded in it."""
         decode = self.app.mapper.transcoder.decode
         top = self.app.recorder.max_notification_id() or 0
         if top <= 0:
@@ -1013,7 +1014,7 @@ class AuditChain:
             return None, None
         after_end = first_after(end, strictly=True) if end else None
         last = (after_end - 1) if after_end is not None else top
-        return first, last if last >= first else None
+        return (first, last) if last >= first else (None, None)
 
     def export(self, out: IO[str], start: datetime | None = None, end: datetime | None = None,
                anchor: bool = True) -> dict[str, Any]:
@@ -1033,7 +1034,7 @@ class AuditChain:
                                   "to": end.isoformat() if end else None, "first_position": first,
                                   "last_position": last, "exported_at": datetime.now(timezone.utc).isoformat(),
                                   "genesis": GENESIS.hex(), "seal": None, "previous_link": None}
-        if first is None or last is None:
+        if first is None or last is None:  # no event recorded in the range
             out.write(json.dumps(header) + "\n")
             return header
         upto = last

@@ -118,15 +118,22 @@ AsXlsx = Annotated[Optional[Path], typer.Option("--xlsx", help="Write an XLSX wo
 
 
 def _emit(data: object, title: str, as_json: bool, as_csv: bool, xlsx: Path | None) -> None:
-    """Print ``data`` as JSON, CSV or a table, or write it as XLSX."""
+    """Print ``data`` as JSON, CSV or a table, or write it as XLSX. Exits 2 (nothing written) when more
+    than one of ``--json``, ``--csv`` and ``--xlsx`` is given, or the workbook cannot be written there."""
     from interfaces import reports
 
+    if as_json + as_csv + (xlsx is not None) > 1:
+        raise _fail("give one of --json, --csv and --xlsx")
     if as_json:
         typer.echo(json.dumps(data, default=_json_default, ensure_ascii=False))
     elif as_csv:
         typer.echo(reports.to_csv(data), nl=False)
     elif xlsx is not None:
-        xlsx.write_bytes(reports.to_xlsx(data, title))
+        workbook = reports.to_xlsx(data, title)
+        try:
+            xlsx.write_bytes(workbook)
+        except OSError as exc:
+            raise _fail(f"cannot write {xlsx}: {exc.strerror or exc}") from None
         console.print(f"wrote {xlsx}")
     else:
         rows = reports.tabulate(data)

@@ -70,10 +70,16 @@ def _utc(value: datetime | None) -> datetime | None:
 def zoned(value: datetime | None) -> datetime | None:
     """The callback of an option taking a time: it must carry its offset (``Z``, ``+08:00``), as the routes
     require, since a time without one (``2009-08-03T00:00:00``) is ambiguous to whoever reads the answer.
-    Raises :class:`typer.BadParameter` (exit 2, naming the option) for a time without one."""
+    Raises :class:`typer.BadParameter` (exit 2, naming the option) for a time without one, or one out of
+    range once converted to UTC (``9999-12-31T23:59:59-12:00``)."""
     if value is not None and value.tzinfo is None:
         raise typer.BadParameter(f"{value.isoformat()} has no timezone; give an offset such as Z or +08:00, "
                                  f"e.g. {value.isoformat()}Z")
+    if value is not None:
+        try:
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise typer.BadParameter(f"{value.isoformat()} is out of range once converted to UTC") from None
     return value
 
 
@@ -245,6 +251,8 @@ def actor(
     if not 1 <= limit <= TRAIL_MAX_LIMIT:
         raise _fail(f"--limit must be from 1 to {TRAIL_MAX_LIMIT}")
     if period is not None:
+        if start is not None or end is not None:
+            raise _fail("give either --period or --from/--to, not both")
         try:
             start, end = period_range(period)
         except ValueError as exc:

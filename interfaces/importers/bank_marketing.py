@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -185,9 +186,14 @@ def parse_row(line: int, raw: dict[str, str]) -> Row:
     )
 
 
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as ``errors="surrogateescape"`` decodes it."""
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
-    """Yield ``(line number, record, error)`` for each data line of the file."""
-    with path.open(newline="", encoding="utf-8") as fh:
+    """Yield ``(line number, record, error)`` for each data line of the file (UTF-8; a line that is not
+    is reported as an error, naming its first byte that is not)."""
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
         reader = csv.reader(fh, delimiter=";", quotechar='"')
         try:
             header = next(reader)
@@ -201,6 +207,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, str | No
         for values in reader:
             line = reader.line_num
             if not values or values == [""]:
+                continue
+            raw = _RAW_BYTE.search(";".join(values))
+            if raw is not None:
+                yield line, None, f"is not UTF-8 text (byte 0x{ord(raw.group()) - 0xDC00:02x})"
                 continue
             if len(values) != len(header):
                 yield line, None, f"expected {len(header)} fields, found {len(values)}"

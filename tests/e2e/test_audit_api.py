@@ -219,3 +219,22 @@ def test_an_actor_trail_whose_range_ends_before_it_starts_is_a_422_naming_to(cli
                   **{"from": "2024-02-01T00:00:00Z", "to": "2023-02-01T00:00:00Z"})
 
     assert (refused["code"], refused["field"]) == ("invalid_value", "to")
+
+
+@pytest.mark.parametrize(("path", "params", "field"), [
+    ("/audit/customer/{id}", {"as_of": "9999-12-31T23:59:59-12:00"}, "as_of"),
+    ("/audit/actors/mgr-li", {"from": "0001-01-01T00:00:00+01:00"}, "from"),
+    ("/audit/actors/mgr-li", {"to": "9999-12-31T23:59:59-12:00"}, "to"),
+])
+def test_a_time_out_of_range_in_utc_is_a_422_naming_it(client: TestClient, customer: str, path: str,
+                                                       params: dict[str, str], field: str) -> None:
+    """A valid time whose UTC falls before year 1 or after 9999: refused, as a command's body refuses it."""
+    refused = get(client, path.format(id=customer), status=422, **params)
+
+    assert field in str(refused) and "out of range once converted to UTC" in str(refused)
+
+
+def test_the_actor_trail_takes_a_period_or_a_range_not_both(client: TestClient, customer: str) -> None:
+    refused = get(client, "/audit/actors/mgr-li", status=422, period="2009-Q3", **{"from": "2009-09-01T00:00:00Z"})
+
+    assert "period" in str(refused) and "not both" in str(refused)

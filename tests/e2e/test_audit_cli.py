@@ -337,6 +337,48 @@ def test_a_time_without_a_timezone_is_refused_naming_the_option_as_the_route_ref
     assert "Traceback" not in said
 
 
+@pytest.mark.parametrize(("option", "args"), [
+    ("--as-of", ("state", "{id}", "--as-of", "9999-12-31T23:59:59-12:00")),
+    ("--from", ("actor", "rev-wang", "--from", "0001-01-01T00:00:00+01:00")),
+    ("--from", ("export", "--from", "0001-01-01T00:00:00+01:00", "--to", "2100-01-01T00:00:00Z",
+                "{dir}/export.jsonl")),
+])
+def test_a_time_out_of_range_in_utc_is_refused_naming_the_option(
+        store: dict[str, Any], option: str, args: tuple[str, ...]) -> None:
+    """A valid time whose UTC is before year 1 or after 9999 cannot be compared with recorded times: exit 2
+    naming the option, as the routes answer 422, not a traceback."""
+    refused = tuohu(store["dir"], "audit", *(a.format(id=store["customer_id"], dir=store["dir"]) for a in args))
+
+    assert refused.returncode == 2, refused.stdout
+    assert not (store["dir"] / "export.jsonl").exists()
+    said = " ".join(refused.stderr.split())
+    assert f"'{option}'" in said and "out of range once converted to UTC" in said
+    assert "Traceback" not in said
+
+
+def test_the_actor_trail_takes_a_period_or_a_range_not_both(store: dict[str, Any]) -> None:
+    both = tuohu(store["dir"], "audit", "actor", "rev-wang", "--period", "2009-Q3", "--from", "2009-09-01T00:00:00Z")
+
+    assert both.returncode == 2
+    assert "either --period or --from/--to" in both.stderr
+
+
+def test_an_export_of_a_range_without_events_verifies_as_empty(store: dict[str, Any]) -> None:
+    """Nothing was recorded in 2000: the export holds its header alone, and verifying it finds nothing wrong."""
+    path = store["dir"] / "empty.jsonl"
+    exported = tuohu(store["dir"], "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to",
+                     "2000-01-02T00:00:00Z", str(path))
+    verified = tuohu(store["dir"], "audit", "verify", "--file", str(path))
+
+    assert exported.returncode == 0, exported.stderr
+    assert "no events recorded in that range" in exported.stdout
+    header = json.loads(path.read_text().splitlines()[0])
+    assert (header["first_position"], header["last_position"], header["previous_link"]) == (None, None, None)
+    assert len(path.read_text().splitlines()) == 1
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "TAMPERED" not in verified.stdout
+
+
 def test_times_with_an_offset_are_read_as_before(store: dict[str, Any]) -> None:
     utc = tuohu(store["dir"], "audit", "state", store["customer_id"], "--as-of", "2100-01-01T00:00:00Z", "--json")
     beijing = tuohu(store["dir"], "audit", "state", store["customer_id"], "--as-of", "2100-01-01T08:00:00+08:00",

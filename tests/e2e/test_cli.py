@@ -171,6 +171,19 @@ def test_report_funnel_refuses_a_malformed_month_or_a_range_ending_before_it_sta
     assert "month_to: must not be before month_from" in inverted.stderr + inverted.stdout
 
 
+def test_a_report_is_written_to_one_destination_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    two = tuohu(tmp_path, "report", "funnel", "--json", "--csv")
+    missing = tuohu(tmp_path, "report", "funnel", "--xlsx", str(tmp_path / "no" / "such" / "dir" / "f.xlsx"))
+    directory = tuohu(tmp_path, "report", "funnel", "--xlsx", str(tmp_path))
+
+    assert two.returncode == 2 and "give one of --json, --csv and --xlsx" in two.stderr + two.stdout
+    assert not two.stdout.startswith("{")  # nothing printed
+    for refused in (missing, directory):
+        said = " ".join((refused.stderr + refused.stdout).split())
+        assert refused.returncode == 2, said
+        assert "cannot write" in said and "Traceback" not in said
+
+
 def _a_2009_scheme(data_dir: Path) -> None:
     """An appraisal scheme for 2009 in ``data_dir``'s store, so that its evaluation can be reported."""
     from datetime import datetime, timezone

@@ -90,6 +90,23 @@ def test_a_bad_row_is_reported_with_its_line_and_the_rest_import(services, bank_
     assert "month" in reasons[5]
 
 
+def test_a_row_that_is_not_utf8_is_reported_with_its_line_and_the_rest_import(services, bank_marketing_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    """A row saved in Latin-1 (``é`` as the byte 0xe9) among UTF-8 ones is a bad row, not the end of the import."""
+    application, _ = services
+    lines = (bank_marketing_dir / "bank.csv").read_bytes().splitlines()
+    header, good = lines[0], lines[1:4]
+    latin = good[1].replace(b'"married"', b'"mari\xe9e"')
+    assert latin != good[1]
+    sample = tmp_path / "latin.csv"
+    sample.write_bytes(b"\n".join([header, good[0], latin, good[2]]) + b"\n")
+
+    report = import_bank_marketing(application, sample, year=2009)
+
+    assert report.imported == 2
+    assert report.bad_rows == [(3, "is not UTF-8 text (byte 0xe9)")]
+
+
 def test_a_sample_out_of_order_is_refused_without_year_and_nothing_is_written(services, bank_marketing_dir: Path) -> None:
     application, _ = services
     with pytest.raises(ImportRefused, match="--year"):

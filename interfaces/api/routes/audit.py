@@ -6,7 +6,7 @@ checked again here): these views show a restricted customer's personal data.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -123,6 +123,19 @@ def verify(
     return VerificationPublic.model_validate(app.chain.verify(held).to_json())
 
 
+def _in_utc(name: str, moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC (None for None). Raises :class:`InvalidValue` (422, naming ``name``) for a time
+    without a timezone, or one out of range in UTC (``0001-01-01T00:00:00+01:00``)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidValue(name, "is out of range once converted to UTC") from None
+
+
 @queries.get("/actors/{actor_id}", operation_id="audit_actor_trail", response_model_by_alias=True)
 def actor_trail(
     actor_id: str, read_models: ReadModelsDep, _auditor: AuditorDep,
@@ -141,14 +154,14 @@ def actor_trail(
     A page: `total` rows in all, `limit`, `next` (the `cursor` of the following page; null on the last)."""
     from projections.actors import period_range, trail
 
+    _in_utc("from", start), _in_utc("to", end)
     if period is not None:
+        if start is not None or end is not None:
+            raise InvalidValue("period", "give either period or from/to, not both")
         try:
             start, end = period_range(period)
         except ValueError as exc:
             raise InvalidValue("period", str(exc)) from None
-    for name, moment in (("from", start), ("to", end)):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
     if start is not None and end is not None and end <= start:
         raise InvalidValue("to", f"must be after from ({start.isoformat()}); got {end.isoformat()}")
     try:
@@ -197,6 +210,8 @@ def state(
                         ] = None,
 ) -> AuditStatePublic:
     """The aggregate exactly as it stood at a recorded time, after a version, or right after an event."""
+    if as_of is not None and as_of.tzinfo is not None:  # without one: state_as_of's own error, below
+        _in_utc("as_of", as_of)
     try:
         return AuditStatePublic.model_validate(audit.state_as_of(app, aggregate_id, aggregate_type, as_of=as_of,
                                                                  version=version, at_event=at_event))
