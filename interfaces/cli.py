@@ -77,10 +77,13 @@ def import_bank_marketing(
         raise _fail(f"imported {report.imported} rows ({report.events} events, recorded), but {failure}; "
                     "see tuohu projections status", 1) from None
     table = Table(title=f"{file.name} (sha256 {report.sha256[:12]}…)")
-    for column in ("rows", "imported", "already present", "bad rows", "events", "visits", "accounts opened", "position"):
+    reached = set(position.values())  # each read model's position after catching up (the same, normally)
+    at = str(reached.pop()) if len(reached) == 1 else ", ".join(f"{name} {p}" for name, p in position.items())
+    for column in ("rows", "imported", "already present", "bad rows", "events", "visits", "accounts opened",
+                   "read models at"):
         table.add_column(column, justify="right")
     table.add_row(*(str(v) for v in (report.rows, report.imported, report.already_present, len(report.bad_rows),
-                                     report.events, report.visits, report.accounts_opened, position)))
+                                     report.events, report.visits, report.accounts_opened, at)))
     console.print(table)
 
 

@@ -84,7 +84,10 @@ def zoned(value: datetime | None) -> datetime | None:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+    """``data`` as one line of JSON; times in ISO 8601 (``2009-07-01T00:00:00+00:00``), as the report
+    commands write them, other values as text."""
+    typer.echo(json.dumps(data, ensure_ascii=False,
+                          default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value)))
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

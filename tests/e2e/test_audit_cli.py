@@ -390,4 +390,4 @@ def test_times_with_an_offset_are_read_as_before(store: dict[str, Any]) -> None:
         utc.stderr + beijing.stderr + trail.stderr
     assert json.loads(utc.stdout)["version"] == json.loads(beijing.stdout)["version"] == 5
     found = json.loads(trail.stdout)
-    assert found["from"] == "2009-07-01 00:00:00+00:00" and [r["decision"] for r in found["rows"]] == ["qualified"]
+    assert found["from"] == "2009-07-01T00:00:00+00:00" and [r["decision"] for r in found["rows"]] == ["qualified"]
