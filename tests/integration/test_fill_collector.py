@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, String, event
 
-from application import Settings, bootstrap
 from domain.base import Context
 from domain.customer import Customer
 from interfaces.demo import generate_demo
-from projections import build_read_models
 from projections.framework import Batch, Projection, ProjectionRunner, ReadModelStore, TableSpec, _write_lock_now
-
-
-@pytest.fixture
-def sqlite_services(tmp_path: Path) -> Iterator[tuple]:
-    settings = Settings(data_dir=tmp_path / "var", database_url=None)
-    application = bootstrap(settings)
-    read_models = build_read_models(application, settings)
-    try:
-        yield application, read_models
-    finally:
-        read_models.close()
-        application.close()
 
 
 class _Watch(Projection):

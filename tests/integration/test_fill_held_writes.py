@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, String, select
 
-from application import Settings, bootstrap
 from domain.base import Context
 from domain.customer import Customer
 from interfaces.demo import generate_demo
-from projections import build_read_models
 from projections.framework import (
     Batch,
     Projection,
@@ -29,18 +26,6 @@ from projections.framework import (
 )
 
 BATCH = 300  # events per fill batch: the demo log below makes many
-
-
-@pytest.fixture
-def sqlite_services(tmp_path: Path) -> Iterator[tuple]:
-    settings = Settings(data_dir=tmp_path / "var", database_url=None)
-    application = bootstrap(settings)
-    read_models = build_read_models(application, settings)
-    try:
-        yield application, read_models
-    finally:
-        read_models.close()
-        application.close()
 
 
 class _Reads:
