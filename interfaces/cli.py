@@ -139,14 +139,30 @@ def _emit(data: object, title: str, as_json: bool, as_csv: bool, xlsx: Path | No
             raise _fail(f"cannot write {xlsx}: {exc.strerror or exc}") from None
         console.print(f"wrote {xlsx}")
     else:
-        rows = reports.tabulate(data)
-        table = Table(title=title)
-        columns = list(dict.fromkeys(k for row in rows for k in row))
+        _print_rows(reports.tabulate(data), title)
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
+    """``rows`` as a table, or, when the table is wider than the terminal (a staff-performance report
+    has some fifty columns), each row as a table of its own, a line per column (as ``psql``'s expanded
+    display): every value whole, none squeezed into a column a few characters wide."""
+    out = Console()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    if out.measure(table, options=out.options.update_width(1_000_000)).maximum <= out.width:
+        out.print(table)
+        return
+    for number, row in enumerate(rows, start=1):
+        record = Table(title=f"{title}: row {number} of {len(rows)}", show_header=False)
+        record.add_column("column", style="bold", no_wrap=True)
+        record.add_column("value", overflow="fold")
         for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-        Console().print(table)
+            record.add_row(column, "" if row.get(column) is None else str(row.get(column)))
+        out.print(record)
 
 
 PageLimit = Annotated[Optional[int], typer.Option(

@@ -201,6 +201,34 @@ def _a_2009_scheme(data_dir: Path) -> None:
         app.close()
 
 
+def test_a_report_wider_than_the_terminal_prints_each_row_a_line_per_column(tmp_path: Path,
+                                                                           bank_marketing_dir: Path) -> None:
+    """A staff-performance report has a column per indicator and figure: at 100 columns each row is printed
+    as a table of its own, every value whole; a terminal wide enough gets the one table."""
+    lines = (bank_marketing_dir / "bank.csv").read_text().splitlines()
+    sample = tmp_path / "sample.csv"
+    sample.write_text("\n".join(lines[:6]) + "\n")  # five customers, registered in 2009
+    assert tuohu(tmp_path, "import", "bank-marketing", str(sample), "--year", "2009").returncode == 0
+    _a_2009_scheme(tmp_path)
+
+    def report(columns: int) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TUOHU_DATABASE")}
+        env.update(TUOHU_DATA_DIR=str(tmp_path), COLUMNS=str(columns))
+        done = subprocess.run([sys.executable, "-m", "interfaces.cli", "report", "staff-performance", "--period",
+                               "2009"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    narrow, wide = report(100), report(400)
+
+    assert "staff 2009: row 1 of 1" in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    assert re.search(r"│ indicators\.new_customers\.actual +│ 5 +│", narrow)  # the five rows of the sample
+    assert "row 1 of" not in wide
+    header = next(line for line in wide.splitlines() if "composite" in line)
+    assert "indicators.new_customers.actual" in header and "…" not in header
+
+
 @pytest.mark.parametrize(("option", "args"), [
     ("--from", ("visits", "--from", "2009-08-03T00:00:00", "--to", "2009-08-04T00:00:00Z")),
     ("--to", ("visits", "--from", "2009-08-03T00:00:00Z", "--to", "2009-08-04")),
