@@ -70,14 +70,15 @@ UtcDatetime = Annotated[
 ]
 """A response datetime: UTC, written as ISO 8601 with ``+00:00``."""
 
-def _aware_to_utc(value: datetime) -> datetime:
+def aware_to_utc(value: datetime) -> datetime:
+    """An aware ``value`` in UTC; raises ``ValueError`` when it is out of range there (year 1 or 9999)."""
     try:
         return value.astimezone(timezone.utc)
     except OverflowError:
         raise ValueError("is out of range once converted to UTC") from None
 
 
-RequestDatetime = Annotated[AwareDatetime, AfterValidator(_aware_to_utc)]
+RequestDatetime = Annotated[AwareDatetime, AfterValidator(aware_to_utc)]
 """A request datetime: must carry a UTC offset; converted to UTC."""
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]

@@ -6,7 +6,7 @@ checked again here): these views show a restricted customer's personal data.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from application.chain import Seal
 from domain.base import Context, InvalidValue
 from interfaces import reports
 from interfaces.api.deps import ActorDep, AppDep, ReadModelsDep
+from interfaces.api.schemas import aware_to_utc
 from projections.actors import TRAIL_LIMIT, TRAIL_MAX_LIMIT
 
 AUDITOR = "compliance_auditor"
@@ -131,9 +132,9 @@ def _in_utc(name: str, moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         raise InvalidValue(name, "must carry a timezone (e.g. 2009-07-01T00:00:00Z)")
     try:
-        return moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise InvalidValue(name, "is out of range once converted to UTC") from None
+        return aware_to_utc(moment)
+    except ValueError as exc:
+        raise InvalidValue(name, str(exc)) from None
 
 
 @queries.get("/actors/{actor_id}", operation_id="audit_actor_trail", response_model_by_alias=True)
